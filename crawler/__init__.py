@@ -1,0 +1,3 @@
+"""onion-archiver: a Tor-aware archival crawler (Scrapy spiders, WARC capture, extraction)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Scrapy subcommands of onion-archiver (torcheck, extract, wacz)."""

@@ -1,0 +1,1 @@
+"""WARC to cleaned article records."""

@@ -1,0 +1,1 @@
+"""Tor transport and control: SOCKS download handler, onion addresses, stem controller."""

@@ -1,0 +1,1 @@
+"""Byte-faithful WARC capture and writing."""

@@ -1,0 +1,71 @@
+"""Scrapy settings of onion-archiver.
+
+Every setting can be overridden on the command line with ``-s NAME=VALUE``. The project's
+own settings are documented next to their defaults here and in the README's settings table.
+"""
+
+BOT_NAME = "onion-archiver"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+COMMANDS_MODULE = "crawler.commands"
+
+# --- Tor -------------------------------------------------------------------------------------
+# Tor's SOCKS port. Only socks5h:// (SOCKS5, names resolved by Tor) is accepted.
+TOR_SOCKS_URL = "socks5h://127.0.0.1:9050"
+# Tor's control port: tcp://host:port or unix:/path. Cookie auth is tried first, then
+# TOR_CONTROL_PASSWORD when set.
+TOR_CONTROL_URL = "tcp://127.0.0.1:9051"
+TOR_CONTROL_PASSWORD = None
+# Launch a private tor (data directory TOR_LAUNCH_DIR) when none answers on the control port.
+TOR_LAUNCH = False
+TOR_LAUNCH_DIR = ".tor"
+# How long to wait at start for Tor to bootstrap before giving up (seconds).
+TOR_BOOTSTRAP_TIMEOUT = 120
+# Circuit isolation: "host" gives each onion host its own SOCKS credentials (so its own
+# circuits); "job" adds the job id so concurrent jobs never share circuits; "none" shares.
+TOR_ISOLATION = "host"
+# While the SOCKS port is unreachable the crawl pauses and retries with backoff; after this
+# many seconds without Tor it stops with a clear message.
+TOR_UNAVAILABLE_TIMEOUT = 300
+# Ask Tor for a new identity (NEWNYM) after this many consecutive circuit failures
+# (0 disables), and on an HTTP 429 when TOR_NEWNYM_ON_429 is set. Tor rate-limits NEWNYM
+# to one per 10 s; requests beyond that are coalesced, never sent early.
+TOR_NEWNYM_AFTER_FAILURES = 5
+TOR_NEWNYM_ON_429 = True
+
+# Clearnet registrable domain -> onion address mirroring it (EOTK style: subdomains carry
+# over). A JSON object string on the command line. Only hosts covered here are ever fetched.
+ONION_MAP = {
+    "nytimes.com": "nytimesn7cgmftshazwhfgzm37qxb44r64ytbb2dj3x62d2lljsciiyd.onion",
+}
+
+# --- WARC ------------------------------------------------------------------------------------
+WARC_DIR = "warc_output"  # where WARC files (and their CDXJ index) are written
+WARC_PREFIX = "onion-archiver"  # file name prefix; letters, digits, '-', '_' and '.' only
+WARC_MAX_SIZE = 1_000_000_000  # rotate to a new file after this many bytes
+WARC_MAX_IDLE = 600  # close the open file after this many seconds without a record
+WARC_VERSION = "1.1"  # "1.1" or "1.0"
+WARC_DIGEST = "sha1"  # "sha1" or "sha256", for WARC-Block-Digest and WARC-Payload-Digest
+# Revisit records for payloads already archived: "url" (same URL), "any" (any URL), "off".
+WARC_DEDUP = "url"
+# Persistent capture index (sqlite): dedup across runs and incremental crawling.
+CAPTURE_INDEX = "warc_output/capture-index.sqlite3"
+WARC_CDXJ = True  # write a CDXJ index next to each finished WARC file
+# Put the operator's host name in warcinfo (off: WARCs carry no operator identity).
+WARC_OPERATOR_HOSTNAME = False
+
+# --- Crawling --------------------------------------------------------------------------------
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+DOWNLOAD_TIMEOUT = 90  # onion circuits are slow to build
+RETRY_TIMES = 3
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+USER_AGENT = "onion-archiver (+https://github.com/onion-archiver)"
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = "INFO"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
