@@ -1,0 +1,147 @@
+"""The persistent capture index: which URL was archived when, where, and with what payload.
+
+One sqlite database (``CAPTURE_INDEX``) shared by the WARC writer (dedup into revisit records)
+and the spider (incremental crawling: ``latest(url).etag`` / ``last_modified``). It is opened
+in WAL mode with a busy timeout, so several processes (concurrent crawl jobs) can use the same
+file; every method is safe to call from any thread of one process.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+#: Seconds a writer waits for another process's lock before sqlite raises ``OperationalError``.
+BUSY_TIMEOUT = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS captures (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    clearnet_url TEXT NOT NULL,
+    payload_digest TEXT NOT NULL,
+    record_id TEXT NOT NULL UNIQUE,
+    warc_filename TEXT NOT NULL,
+    warc_offset INTEGER NOT NULL,
+    capture_time TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    refers_to TEXT,
+    sort_time TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS captures_url ON captures (url, sort_time);
+CREATE INDEX IF NOT EXISTS captures_clearnet_url ON captures (clearnet_url, sort_time);
+CREATE INDEX IF NOT EXISTS captures_digest ON captures (payload_digest, sort_time);
+"""
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One archived response (or revisit) record."""
+
+    url: str
+    """The URL fetched (onion form): the record's WARC-Target-URI."""
+    clearnet_url: str
+    """The same URL in clearnet form (equal to ``url`` when it has no clearnet form)."""
+    payload_digest: str
+    """WARC-Payload-Digest, labelled (``sha1:BASE32`` or ``sha256:BASE32``)."""
+    record_id: str
+    """WARC-Record-ID, ``<urn:uuid:...>``."""
+    warc_filename: str
+    """Name of the finished WARC file holding the record (no directory)."""
+    warc_offset: int
+    """Byte offset of the record's gzip member in that file."""
+    capture_time: str
+    """WARC-Date of the record (``YYYY-MM-DDThh:mm:ss[.ffffff]Z``)."""
+    status: int
+    """HTTP status code."""
+    etag: str | None
+    """The response's ETag header, if any."""
+    last_modified: str | None
+    """The response's Last-Modified header, if any."""
+    refers_to: str | None = None
+    """For a revisit record: the WARC-Record-ID of the record holding the payload."""
+
+
+_COLUMNS = ", ".join(f.name for f in fields(Capture))
+
+
+_WARC_DATE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
+
+
+def _sort_time(capture_time: str) -> str:
+    """Normalise a WARC-Date so that captures sort by time whatever its precision.
+
+    Raises :class:`ValueError` if ``capture_time`` is not a WARC-Date.
+    """
+    match = _WARC_DATE.fullmatch(capture_time)
+    if not match:
+        raise ValueError(f"not a WARC-Date: {capture_time!r}")
+    return f"{match[1]}.{(match[2] or '').ljust(9, '0')}"
+
+
+class CaptureIndex:
+    """Captures by URL (onion or clearnet form) and by payload digest, in a sqlite file.
+
+    :param path: the database file; it and its directory are created when missing.
+    :raises sqlite3.Error: if the file cannot be opened or is not a capture index.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def latest(self, url: str) -> Capture | None:
+        """The newest capture (full or revisit) of ``url``, given in onion or clearnet form."""
+        return self._one(
+            "WHERE url = ? OR clearnet_url = ? ORDER BY sort_time DESC, id DESC", (url, url)
+        )
+
+    def by_digest(self, payload_digest: str, url: str | None = None) -> Capture | None:
+        """The oldest full (non-revisit) capture with this payload digest.
+
+        With ``url`` (onion or clearnet form), only captures of that URL count.
+        """
+        where = "WHERE payload_digest = ? AND refers_to IS NULL"
+        params: tuple[str, ...] = (payload_digest,)
+        if url is not None:
+            where += " AND (url = ? OR clearnet_url = ?)"
+            params += (url, url)
+        return self._one(where + " ORDER BY sort_time, id", params)
+
+    def add(self, capture: Capture) -> None:
+        """Record a capture; its ``record_id`` must be new.
+
+        :raises ValueError: if ``capture_time`` is not a WARC-Date.
+        :raises sqlite3.IntegrityError: if ``record_id`` is already indexed.
+        """
+        sort_time = _sort_time(capture.capture_time)
+        with self._lock:
+            self._db.execute(
+                f"INSERT INTO captures ({_COLUMNS}, sort_time)"
+                f" VALUES ({', '.join('?' * (len(fields(Capture)) + 1))})",
+                (*astuple(capture), sort_time),
+            )
+
+    def close(self) -> None:
+        """Close the database; further calls raise :class:`sqlite3.ProgrammingError`."""
+        with self._lock:
+            self._db.close()
+
+    def _one(self, clause: str, params: tuple[str, ...]) -> Capture | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM captures {clause} LIMIT 1", params
+            ).fetchone()
+        return Capture(*row) if row else None

@@ -1,0 +1,100 @@
+"""CaptureIndex: the sqlite capture index shared by the WARC writer and the spider."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from crawler.warc.index import Capture, CaptureIndex
+
+ONION = "http://abc.onion/page"
+CLEAR = "https://www.nytimes.com/page"
+
+
+def capture(n: int, **changes) -> Capture:
+    base = Capture(
+        url=ONION,
+        clearnet_url=CLEAR,
+        payload_digest="sha1:AAAA",
+        record_id=f"<urn:uuid:{n:08d}-0000-0000-0000-000000000000>",
+        warc_filename="x.warc.gz",
+        warc_offset=n * 100,
+        capture_time=f"2026-01-01T00:00:{n:02d}Z",
+        status=200,
+        etag=f'"e{n}"',
+        last_modified=None,
+    )
+    return replace(base, **changes)
+
+
+def test_empty_index_answers_none(tmp_path: Path) -> None:
+    index = CaptureIndex(tmp_path / "sub" / "index.sqlite3")
+    assert index.latest(ONION) is None
+    assert index.by_digest("sha1:AAAA") is None
+    index.close()
+
+
+def test_latest_by_onion_or_clearnet_url_and_mixed_precision(tmp_path: Path) -> None:
+    index = CaptureIndex(tmp_path / "i.sqlite3")
+    index.add(capture(1))
+    # Later, with a fraction: "…:01.5Z" sorts after "…:01Z" although '.' < 'Z'.
+    later = capture(2, capture_time="2026-01-01T00:00:01.5Z", refers_to=capture(1).record_id)
+    index.add(later)
+    assert index.latest(ONION) == later
+    assert index.latest(CLEAR) == later
+    assert index.latest("http://abc.onion/other") is None
+    index.close()
+
+
+def test_by_digest_returns_oldest_full_capture_scoped_by_url(tmp_path: Path) -> None:
+    index = CaptureIndex(tmp_path / "i.sqlite3")
+    first = capture(1)
+    index.add(first)
+    index.add(capture(2, refers_to=first.record_id))
+    other = capture(3, url="http://abc.onion/b", clearnet_url="https://www.nytimes.com/b")
+    index.add(other)
+    assert index.by_digest("sha1:AAAA") == first
+    assert index.by_digest("sha1:AAAA", url=CLEAR) == first
+    assert index.by_digest("sha1:AAAA", url="http://abc.onion/b") == other
+    assert index.by_digest("sha1:BBBB") is None
+    index.close()
+
+
+def test_bad_input_is_refused_clearly(tmp_path: Path) -> None:
+    index = CaptureIndex(tmp_path / "i.sqlite3")
+    with pytest.raises(ValueError, match="not a WARC-Date"):
+        index.add(capture(1, capture_time="yesterday"))
+    index.add(capture(1))
+    with pytest.raises(sqlite3.IntegrityError):
+        index.add(capture(1))
+    assert index.latest(ONION) == capture(1)
+    index.close()
+
+
+def _add_many(path: str, start: int) -> None:
+    index = CaptureIndex(path)
+    for n in range(start, start + 50):
+        index.add(capture(n, capture_time="2026-01-01T00:00:00Z"))
+    index.close()
+
+
+def test_survives_restart_and_concurrent_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "i.sqlite3")
+    workers = [
+        multiprocessing.get_context("spawn").Process(target=_add_many, args=(path, s))
+        for s in (0, 1000)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    index = CaptureIndex(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM captures").fetchone()[0] == 100
+    assert index.by_digest("sha1:AAAA") is not None
+    index.close()
