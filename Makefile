@@ -25,6 +25,10 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,archive]'
+	# pywb pulls in brotlipy, whose `brotli` package shadows Google's Brotli (Scrapy needs
+	# Decompressor.process): remove it and restore Brotli's module.
+	$(PY) -m pip uninstall -q -y brotlipy
+	$(PY) -m pip install -q --force-reinstall --no-deps 'brotli>=1.1'
 	touch $@
 
 # The main job, offline: a private Tor network on loopback serving the local mirror as a
