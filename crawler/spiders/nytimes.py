@@ -1,36 +1,244 @@
-"""The NYT onion mirror spider (discovery is built in the spider issue)."""
+"""The NYT onion mirror spider: discovery through robots.txt sitemaps, fronts, feeds and links.
+
+Discovery starts at the start URLs (clearnet or onion form, default the home page) and at
+``/robots.txt`` of their hosts, whose ``Sitemap:`` lines lead to sitemap indexes, monthly
+(often gzipped) sitemaps and news sitemaps. Fronts and articles contribute their links to
+articles, further fronts and feeds. Every link goes through :class:`UrlPolicy`, so only
+canonical onion URLs of ``ONION_MAP`` hosts that are not excluded are requested, each once.
+
+Each request carries ``meta["page_kind"]`` (``robots``, ``listing``, ``front``, ``article``,
+``requisite``, ``page``) and, when a sitemap or feed tells it, ``meta["lastmod"]`` (ISO 8601),
+which :class:`crawler.incremental.IncrementalMiddleware` uses to skip unchanged pages.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import date
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import scrapy
-from scrapy.http import Response
+from scrapy.crawler import Crawler
+from scrapy.http import Response, TextResponse
 
+from crawler.spiders.sitemaps import Entry, ListingError, ListingTooLarge, iter_entries
+from crawler.spiders.urls import (
+    UrlPolicy,
+    is_article,
+    is_feed,
+    is_front,
+    is_sitemap,
+    url_date,
+)
 from crawler.tor.onion import OnionMap
 
 DEFAULT_START_URLS = ("https://www.nytimes.com/",)
 
+#: Request priorities: listings first (they find the most), requisites last.
+PRIORITY = {"robots": 30, "listing": 20, "front": 10, "article": 0, "page": 0, "requisite": -10}
+
+_REQUISITE_XPATH = (
+    "//img/@src | //img/@data-src | //source/@srcset | //img/@srcset"
+    " | //link[contains(concat(' ', normalize-space(@rel), ' '), ' stylesheet ')]/@href"
+    " | //link[@rel='preload' or @rel='icon']/@href | //script/@src"
+)
+_FEED_LINK_XPATH = (
+    "//link[@rel='alternate'][contains(@type, 'rss') or contains(@type, 'atom')]/@href"
+)
+
 
 class NytimesSpider(scrapy.Spider):
-    """Crawls the NYT onion mirror; start URLs may be given in clearnet or onion form."""
+    """Crawls the NYT onion mirror; see the module docstring for how it discovers pages.
+
+    :param start_urls: comma-separated URLs, clearnet or onion form.
+    :param since: ``YYYY-MM-DD``; articles published earlier (as their sitemap entry, feed
+        item or URL tells) and sitemaps last modified earlier are not requested.
+    :raises ValueError: when *since* is not a ``YYYY-MM-DD`` date.
+    """
 
     name = "nytimes"
 
     def __init__(self, start_urls: str | None = None, since: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.start_url_args = start_urls.split(",") if start_urls else list(DEFAULT_START_URLS)
-        self.since = since
+        self.start_url_args = (
+            [u.strip() for u in start_urls.split(",") if u.strip()]
+            if start_urls
+            else list(DEFAULT_START_URLS)
+        )
+        try:
+            self.since: date | None = date.fromisoformat(since) if since else None
+        except ValueError:
+            raise ValueError(f"since={since!r} is not a YYYY-MM-DD date") from None
 
-    async def start(self) -> Any:
-        onion_map = OnionMap.from_setting(self.settings.get("ONION_MAP"))
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> NytimesSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        spider.policy = UrlPolicy(
+            OnionMap.from_setting(settings.get("ONION_MAP")),
+            settings.getlist("SPIDER_EXCLUDE"),
+        )
+        spider.use_sitemaps = settings.getbool("SPIDER_SITEMAPS")
+        spider.listing_max_size = settings.getint("SPIDER_LISTING_MAX_SIZE")
+        spider.requisites = settings.getbool("SPIDER_PAGE_REQUISITES")
+        spider.requisite_max_size = settings.getint("SPIDER_REQUISITE_MAX_SIZE")
+        return spider
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        # With JOBDIR, SpiderState restores ``self.state``, so a resumed run remembers.
+        self.discovered: set[str] = getattr(self, "state", {}).setdefault("discovered", set())
+        hosts: list[str] = []
         for url in self.start_url_args:
-            onion_url = onion_map.to_onion_url(url.strip())
-            if onion_url is None:
-                self.logger.error("start URL %s is not covered by ONION_MAP; skipped", url)
+            canonical = self.policy.canonical(url)
+            if canonical is None:
+                self.logger.error("start URL %s is off the ONION_MAP hosts or excluded", url)
+                self._inc("spider/start_urls_rejected")
                 continue
-            yield scrapy.Request(onion_url, callback=self.parse)
+            parts = urlsplit(canonical)
+            if self.use_sitemaps and parts.netloc not in hosts:
+                hosts.append(parts.netloc)
+                robots = urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", ""))
+                for request in self._follow([robots], kind="robots"):
+                    yield request
+            for request in self._follow([canonical]):
+                yield request
 
-    def parse(self, response: Response) -> Iterator[Any]:
-        yield {"url": response.url, "status": response.status}
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[scrapy.Request]:
+        """Fronts, articles and other HTML pages: follow their links; XML goes to listings."""
+        if not isinstance(response, TextResponse):
+            return
+        if _looks_like_xml(response):
+            yield from self.parse_listing(response)
+            return
+        self._inc(f"spider/pages/{response.meta.get('page_kind', 'page')}")
+        links = response.xpath("//a/@href | //area/@href").getall()
+        yield from self._follow(response.urljoin(link) for link in links)
+        feeds = response.xpath(_FEED_LINK_XPATH).getall()
+        yield from self._follow((response.urljoin(f) for f in feeds), kind="listing")
+        if self.requisites and response.meta.get("page_kind") == "article":
+            yield from self._follow(
+                (response.urljoin(u) for u in _requisite_urls(response)), kind="requisite"
+            )
+
+    def parse_robots(self, response: Response) -> Iterator[scrapy.Request]:
+        """``Sitemap:`` lines of robots.txt."""
+        text = response.body.decode("utf-8", "replace")
+        sitemaps = [
+            line.split(":", 1)[1].strip()
+            for line in text.splitlines()
+            if line.lower().startswith("sitemap:")
+        ]
+        self._inc("spider/robots_sitemaps", len(sitemaps))
+        yield from self._follow((response.urljoin(s) for s in sitemaps), kind="listing")
+
+    def parse_listing(self, response: Response) -> Iterator[scrapy.Request]:
+        """Sitemap indexes, URL sets, news sitemaps and feeds; damage is logged and counted."""
+        found = 0
+        try:
+            for entry in iter_entries(response.body, self.listing_max_size):
+                found += 1
+                yield from self._follow_entry(response, entry)
+        except ListingTooLarge as exc:
+            self._listing_error(response, "too_large", exc, found)
+        except ListingError as exc:
+            kind = "html" if "HTML" in str(exc) else "malformed"
+            self._listing_error(response, kind, exc, found)
+        self._inc("spider/listing_entries", found)
+
+    def parse_requisite(self, response: Response) -> Iterable[Any]:
+        """Page requisites are archived by the WARC writer; nothing to follow."""
+        return ()
+
+    def _follow_entry(self, response: Response, entry: Entry) -> Iterator[scrapy.Request]:
+        url = response.urljoin(entry.loc)
+        if self.since:
+            day = entry.published or (entry.lastmod if entry.is_sitemap else None)
+            known = day.date() if day else None
+            if known is None and not entry.is_sitemap:
+                known = url_date(url)
+                if known is None and entry.lastmod:
+                    known = entry.lastmod.date()  # never published after its last change
+            if known is not None and known < self.since:
+                self._inc("spider/since_skipped")
+                return
+        kind = "listing" if entry.is_sitemap else None
+        lastmod = entry.lastmod.isoformat() if entry.lastmod else None
+        yield from self._follow([url], kind=kind, lastmod=lastmod)
+
+    def _follow(
+        self, urls: Iterable[str], kind: str | None = None, lastmod: str | None = None
+    ) -> Iterator[scrapy.Request]:
+        for url in urls:
+            canonical = self.policy.canonical(url)
+            if canonical is None:
+                self._inc("spider/links_skipped")
+                continue
+            if canonical in self.discovered:
+                continue
+            page_kind = kind or _kind(canonical)
+            if page_kind is None:
+                continue
+            if page_kind == "article" and self.since:
+                published = url_date(canonical)
+                if published is not None and published < self.since:
+                    self._inc("spider/since_skipped")
+                    continue
+            self.discovered.add(canonical)
+            self._inc(f"spider/found/{page_kind}")
+            meta: dict[str, Any] = {"page_kind": page_kind}
+            if lastmod:
+                meta["lastmod"] = lastmod
+            if page_kind == "requisite":
+                meta["download_maxsize"] = self.requisite_max_size
+            yield scrapy.Request(
+                canonical,
+                callback=self._callbacks[page_kind],
+                priority=PRIORITY[page_kind],
+                meta=meta,
+            )
+
+    @property
+    def _callbacks(self) -> dict[str, Any]:
+        return {
+            "robots": self.parse_robots,
+            "listing": self.parse_listing,
+            "front": self.parse,
+            "article": self.parse,
+            "page": self.parse,
+            "requisite": self.parse_requisite,
+        }
+
+    def _listing_error(self, response: Response, kind: str, exc: Exception, found: int) -> None:
+        self.logger.warning(
+            "listing %s unusable (%s) after %d entries: %s", response.url, kind, found, exc
+        )
+        self._inc(f"spider/listing_errors/{kind}")
+
+    def _inc(self, key: str, count: int = 1) -> None:
+        self.crawler.stats.inc_value(key, count)
+
+
+def _kind(url: str) -> str | None:
+    """The page kind of a canonical URL worth following from a page, or None."""
+    if is_article(url):
+        return "article"
+    if is_sitemap(url) or is_feed(url):
+        return "listing"
+    if is_front(url):
+        return "front"
+    return None
+
+
+def _looks_like_xml(response: TextResponse) -> bool:
+    content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+    return "xml" in content_type and "html" not in content_type
+
+
+def _requisite_urls(response: TextResponse) -> Iterator[str]:
+    for value in response.xpath(_REQUISITE_XPATH).getall():
+        # srcset: "url 1x, url 2x"; keep each candidate's URL.
+        for candidate in value.split(","):
+            url = candidate.strip().split(" ", 1)[0]
+            if url and not url.startswith("data:"):
+                yield url

@@ -1,0 +1,129 @@
+"""Crawl policy downloader middlewares: exclusions that survive redirects, and HTTP retries.
+
+:class:`ExclusionMiddleware` drops every request to an excluded URL (login, subscription,
+account, ad, tracking; see :mod:`crawler.spiders.urls`), including redirect targets, which
+the spider never sees. :class:`RetryPolicyMiddleware` replaces Scrapy's ``RetryMiddleware``:
+the same retries, plus exponential backoff, ``Retry-After`` on 429/503 (the whole host waits,
+not only the URL) and a cap on the total retries of one URL whatever retried it (it counts
+Scrapy's ``retry_times`` meta key, which every ``get_retry_request`` caller increments).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.utils.asyncio import sleep
+
+from crawler.spiders.urls import UrlPolicy
+from crawler.tor.onion import OnionMap
+
+
+class ExclusionMiddleware:
+    """Drops requests to excluded URLs (``IgnoreRequest``), counted in ``policy/excluded``."""
+
+    def __init__(self, crawler: Crawler, policy: UrlPolicy):
+        self.crawler, self.policy = crawler, policy
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ExclusionMiddleware:
+        policy = UrlPolicy(
+            OnionMap.from_setting(crawler.settings.get("ONION_MAP")),
+            crawler.settings.getlist("SPIDER_EXCLUDE"),
+        )
+        return cls(crawler, policy)
+
+    def process_request(self, request: Request) -> None:
+        if self.policy.is_excluded(request.url):
+            self.crawler.stats.inc_value("policy/excluded")
+            raise IgnoreRequest(f"excluded URL {request.url}")
+
+
+class RetryPolicyMiddleware(RetryMiddleware):
+    """Scrapy's retries with backoff, ``Retry-After`` and a total cap per URL.
+
+    Settings: ``RETRY_TOTAL_MAX`` (retries of one URL in all, any cause),
+    ``RETRY_BACKOFF_BASE`` / ``RETRY_BACKOFF_MAX`` (seconds; the n-th retry waits
+    ``base * 2**(n-1)``, at most max) and ``RETRY_AFTER_MAX`` (a longer ``Retry-After``
+    makes the URL give up instead of waiting).
+    """
+
+    def __init__(self, crawler: Crawler):
+        super().__init__(crawler.settings)
+        self.crawler = crawler
+        settings = crawler.settings
+        self.total_max = settings.getint("RETRY_TOTAL_MAX")
+        self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE")
+        self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX")
+        self.retry_after_max = settings.getfloat("RETRY_AFTER_MAX")
+        self.host_not_before: dict[str, float] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RetryPolicyMiddleware:
+        return cls(crawler)
+
+    async def process_request(self, request: Request) -> None:
+        retries = request.meta.get("retry_times", 0)
+        if retries > self.total_max:
+            self.crawler.stats.inc_value("retry/total_cap_reached")
+            raise IgnoreRequest(f"{request.url}: {retries} retries, over RETRY_TOTAL_MAX")
+        not_before = max(
+            request.meta.get("retry_not_before", 0.0),
+            self.host_not_before.get(urlsplit(request.url).netloc, 0.0),
+        )
+        wait = not_before - time.time()
+        if wait > 0:
+            self.crawler.stats.inc_value("retry/waits")
+            await sleep(wait)
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
+            return response
+        retry_after = _retry_after(response) if response.status in (429, 503) else None
+        if retry_after is not None and retry_after > self.retry_after_max:
+            self.crawler.stats.inc_value("retry/retry_after_too_long")
+            self.crawler.spider.logger.warning(
+                "%s asks to retry after %.0f s (over RETRY_AFTER_MAX); giving up",
+                request.url,
+                retry_after,
+            )
+            return response
+        retry = self._retry(request, f"HTTP {response.status}")
+        if retry is None:
+            return response
+        if retry_after is not None:
+            host = urlsplit(request.url).netloc
+            self.host_not_before[host] = max(
+                self.host_not_before.get(host, 0.0), time.time() + retry_after
+            )
+            self.crawler.stats.inc_value("retry/retry_after_honoured")
+        else:
+            retry.meta["retry_not_before"] = time.time() + self._backoff(retry)
+        return retry
+
+    def _backoff(self, retry: Request) -> float:
+        return min(self.backoff_max, self.backoff_base * 2 ** (retry.meta["retry_times"] - 1))
+
+
+def _retry_after(response: Response) -> float | None:
+    """Seconds from now that ``Retry-After`` asks for (delta-seconds or HTTP-date), or None."""
+    value = response.headers.get(b"Retry-After")
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

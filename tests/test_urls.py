@@ -1,0 +1,128 @@
+"""URL canonicalisation, exclusions and page kinds of the spider (crawler/spiders/urls.py)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from onions import MIRROR_ONION_MAP
+
+from crawler.spiders.urls import UrlPolicy, is_article, is_feed, is_front, is_sitemap, url_date
+from crawler.tor.onion import OnionMap
+
+WWW = "www." + MIRROR_ONION_MAP["nytimes.com"]
+STATIC = "static01." + MIRROR_ONION_MAP["nyt.com"]
+ARTICLE = f"https://{WWW}/2016/12/10/world/middleeast/aleppo-syria.html"
+
+
+@pytest.fixture
+def policy() -> UrlPolicy:
+    return UrlPolicy(OnionMap(MIRROR_ONION_MAP))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.nytimes.com/2016/12/10/world/middleeast/aleppo-syria.html",
+        "https://WWW.NYTIMES.COM/2016/12/10/world/middleeast/aleppo-syria.html#comments",
+        "https://www.nytimes.com/2016/12/10/world/middleeast/aleppo-syria.html?smid=tw-share",
+        "https://www.nytimes.com/2016/12/10/world/middleeast/aleppo-syria.html?_r=0&hp",
+        f"https://{WWW}/2016/12/10/world/middleeast/aleppo-syria.html?action=click&pgtype=Hp",
+        f"https://{WWW}/2016/12/10/world/middleeast/aleppo-syria.amp.html",
+        f"https://{WWW}/2016/12/10/world/middleeast/aleppo-syria.html/",
+        f"https://{WWW}//2016/12/10/world/middleeast/aleppo-syria.html",
+    ],
+)
+def test_article_variants_fold_into_one_onion_url(policy: UrlPolicy, url: str) -> None:
+    assert policy.canonical(url) == ARTICLE
+
+
+def test_fronts_keep_meaningful_query_and_drop_tracking(policy: UrlPolicy) -> None:
+    url = "https://www.nytimes.com/section/world/?utm_source=x&page=2&smid=fb&a=1#top"
+    assert policy.canonical(url) == f"https://{WWW}/section/world?a=1&page=2"
+    assert policy.canonical("https://www.nytimes.com") == f"https://{WWW}/"
+
+
+def test_subdomains_map_to_their_onion(policy: UrlPolicy) -> None:
+    url = "https://static01.nyt.com/images/2016/12/10/a.jpg?quality=75&auto=webp"
+    assert policy.canonical(url) == f"https://{STATIC}/images/2016/12/10/a.jpg?auto=webp&quality=75"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.example.com/2016/12/10/world/x.html",  # not in ONION_MAP
+        "https://nytimes.com.evil.example/",  # suffix trick
+        # a valid onion that is not one of the mirror's
+        "http://aaaqeayeaudaocajbifqydiob4ibceqtcqkrmfyydenbwha5dyp3kead.onion/",
+        "mailto:letters@nytimes.com",
+        "javascript:void(0)",
+        "ftp://www.nytimes.com/file",
+        "https://user:pw@www.nytimes.com/",
+        "/relative/only",
+    ],
+)
+def test_off_scope_urls_have_no_canonical_form(policy: UrlPolicy, url: str) -> None:
+    assert policy.canonical(url) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://myaccount.nytimes.com/auth/login?response_type=cookie",
+        "https://www.nytimes.com/login",
+        "https://www.nytimes.com/subscription/all-access?campaignId=X",
+        "https://www.nytimes.com/subscriptions/Multiproduct/lp8HYKU.html",
+        "https://www.nytimes.com/account",
+        "https://www.nytimes.com/activate-access/access-code",
+        "https://www.nytimes.com/ads/marketing/index.html",
+        "https://www.nytimes.com/adx/bin/adx_click.html?type=goto",
+        "https://a.et.nytimes.com/track",
+        "https://ads.nytimes.com/",
+        "https://pubads.nyt.com/gampad/ads?iu=/29390238/nyt",
+        "https://www.nytimes.com/svc/collections/v1/publish/x.json",
+        f"https://{WWW}/paidpost/brand/story.html",
+    ],
+)
+def test_login_subscription_account_ad_and_tracking_are_excluded(
+    policy: UrlPolicy, url: str
+) -> None:
+    assert policy.canonical(url) is None
+
+
+def test_extra_exclusions_match_clearnet_or_onion_form() -> None:
+    policy = UrlPolicy(OnionMap(MIRROR_ONION_MAP), [r"nytimes\.com/crosswords", r"/video/"])
+    assert policy.canonical("https://www.nytimes.com/crosswords/game") is None
+    assert policy.canonical(f"https://{WWW}/video/world/123") is None
+    assert policy.canonical("https://www.nytimes.com/section/world") is not None
+
+
+def test_page_kinds_and_dates() -> None:
+    assert is_article(ARTICLE) and url_date(ARTICLE) == date(2016, 12, 10)
+    assert url_date(f"https://{WWW}/interactive/2020/03/01/us/x.html") == date(2020, 3, 1)
+    assert url_date(f"https://{WWW}/2016/13/40/world/x.html") is None
+    assert not is_article(f"https://{WWW}/section/world")
+    assert is_front(f"https://{WWW}/") and is_front(f"https://{WWW}/section/world/middleeast")
+    assert not is_front(f"https://{WWW}/crosswords")
+    assert is_feed(f"https://rss.{WWW}/services/xml/rss/nyt/World.xml")
+    assert is_sitemap(f"https://{WWW}/sitemaps/new/sitemap-2016-12.xml.gz")
+    assert is_sitemap(f"https://{WWW}/sitemap.xml")
+
+
+_paths = st.lists(st.sampled_from(["2016", "12", "10", "world", "a.html", "", "index.html"]))
+_queries = st.lists(
+    st.tuples(st.sampled_from(["smid", "utm_x", "page", "q", "hp"]), st.text("ab1", max_size=3))
+)
+
+
+@given(path=_paths, query=_queries, fragment=st.text("xyz", max_size=3))
+def test_canonical_form_is_idempotent(path: list[str], query: list, fragment: str) -> None:
+    policy = UrlPolicy(OnionMap(MIRROR_ONION_MAP))
+    qs = "&".join(f"{k}={v}" for k, v in query)
+    url = f"https://www.nytimes.com/{'/'.join(path)}?{qs}#{fragment}"
+    canonical = policy.canonical(url)
+    assert canonical is not None
+    assert policy.canonical(canonical) == canonical
+    assert "#" not in canonical and "smid" not in canonical and "utm_" not in canonical
