@@ -63,6 +63,37 @@ AUTOTHROTTLE_START_DELAY = 1.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
 DOWNLOAD_TIMEOUT = 90  # onion circuits are slow to build
 RETRY_TIMES = 3
+# Retries of one URL in all, whatever retried it (HTTP errors, Tor circuit failures).
+RETRY_TOTAL_MAX = 5
+# Backoff before the n-th HTTP retry: RETRY_BACKOFF_BASE * 2**(n-1) s, at most RETRY_BACKOFF_MAX.
+RETRY_BACKOFF_BASE = 2.0
+RETRY_BACKOFF_MAX = 120.0
+# A 429/503 Retry-After makes the whole host wait; a longer one gives the URL up (seconds).
+RETRY_AFTER_MAX = 600.0
+# Spider (crawler/spiders/): read the Sitemap: lines of robots.txt of the start hosts.
+SPIDER_SITEMAPS = True
+# Extra regular expressions (onion or clearnet form) of URLs never to fetch, on top of the
+# built-in login/subscription/account/ad/tracking exclusions. A list, or comma-separated.
+SPIDER_EXCLUDE: list[str] = []
+# Cap on a decompressed sitemap or feed (bytes); the sitemap protocol's own limit is 50 MB.
+SPIDER_LISTING_MAX_SIZE = 50_000_000
+# Also fetch the page requisites (images, CSS, JS) of captured articles, each at most
+# SPIDER_REQUISITE_MAX_SIZE bytes (larger ones are cut off and logged by Scrapy).
+SPIDER_PAGE_REQUISITES = False
+SPIDER_REQUISITE_MAX_SIZE = 5_000_000
+# Incremental runs (crawler/incremental.py) against CAPTURE_INDEX: an article captured less
+# than INCREMENTAL_RECHECK_AFTER seconds ago with no newer sitemap lastmod is not requested.
+INCREMENTAL_ENABLED = True
+INCREMENTAL_RECHECK_AFTER = 7 * 24 * 3600
+# Write the JSON crawl report ({WARC_DIR}/{WARC_PREFIX}-{start}-report.json) at the end.
+CRAWL_REPORT = True
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.policy.ExclusionMiddleware": 50,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.policy.RetryPolicyMiddleware": 550,
+    "crawler.incremental.IncrementalMiddleware": 580,
+}
+EXTENSIONS = {"crawler.report.CrawlReport": 500}
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 USER_AGENT = "onion-archiver (+https://github.com/onion-archiver)"
