@@ -1,0 +1,139 @@
+"""The scheduled-job wrapper (crawler/job.py): the lock, failure exits, graceful stop.
+
+The successful end-to-end run (preflight, crawl and extraction through the private Tor network)
+is `tests/test_demo.py`, whose driver runs this wrapper."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from crawler.job import EXIT_LOCKED, EXIT_TOR_UNAVAILABLE, JobFailed, JobLock, StepRunner
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+SLEEPY_SPIDER = """
+import asyncio
+import scrapy
+
+class Sleepy(scrapy.Spider):
+    name = "sleepy"
+
+    async def start(self):
+        self.logger.info("sleepy started")
+        await asyncio.sleep(60)
+        return
+        yield
+"""
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_job(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "crawler.job", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def no_tor_settings(warc_dir: Path) -> list[str]:
+    port = closed_port()
+    return [
+        "-s", f"WARC_DIR={warc_dir}",
+        "-s", f"TOR_SOCKS_URL=socks5h://127.0.0.1:{port}",
+        "-s", f"TOR_CONTROL_URL=tcp://127.0.0.1:{port}",
+        "-s", "TOR_BOOTSTRAP_TIMEOUT=5",
+    ]  # fmt: skip
+
+
+def test_a_held_lock_stops_the_run_before_anything_starts(tmp_path: Path) -> None:
+    lock_path = tmp_path / "job.lock"
+    with lock_path.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        result = run_job("--lock", str(lock_path), *no_tor_settings(tmp_path / "warcs"))
+    assert result.returncode == EXIT_LOCKED
+    assert f"another run (pid 4242) holds the lock {lock_path}; not starting" in result.stderr
+    assert "running scrapy" not in result.stdout
+
+
+def test_tor_preflight_failure_exits_69_with_the_reason(tmp_path: Path) -> None:
+    result = run_job(*no_tor_settings(tmp_path / "warcs"))
+    assert result.returncode == EXIT_TOR_UNAVAILABLE, result.stdout + result.stderr
+    assert "onion-archiver job: Tor preflight failed (scrapy torcheck exit" in result.stderr
+    assert "running scrapy crawl" not in result.stdout  # nothing crawled without Tor
+    assert not list((tmp_path / "warcs").glob("*.warc*"))
+    # The lock was released: the next run gets past it (and fails the same way).
+    assert run_job(*no_tor_settings(tmp_path / "warcs")).returncode == EXIT_TOR_UNAVAILABLE
+
+
+def test_bad_arguments_are_a_usage_error(tmp_path: Path) -> None:
+    result = run_job("-s", "WARC_DIR")
+    assert result.returncode == 2
+    assert "expected NAME=VALUE, got 'WARC_DIR'" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_running_step_keeps_the_lock_and_stops_gracefully_once(tmp_path: Path) -> None:
+    """The step inherits the lock: a second run is refused even after the wrapper's own file
+    descriptor is closed, until the step ends; a stop request reaches the step once."""
+    spider = tmp_path / "sleepy.py"
+    spider.write_text(SLEEPY_SPIDER)
+    lock = JobLock(tmp_path / "job.lock")
+    lock.acquire()
+    output = io.StringIO()
+    runner = StepRunner(output, lock)
+    outcome: list[BaseException | None] = []
+
+    def run_step() -> None:
+        try:
+            runner.run(["runspider", str(spider), "-s", "ADDONS={}"], timeout=90)
+            outcome.append(None)
+        except JobFailed as failure:
+            outcome.append(failure)
+
+    thread = threading.Thread(target=run_step)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while "sleepy started" not in output.getvalue():
+        assert time.monotonic() < deadline, output.getvalue()
+        time.sleep(0.2)
+    wrapper_fd = lock.fd
+    lock.fd = None
+    os.close(wrapper_fd)  # the step still holds the lock it inherited
+    second = run_job("--lock", str(lock.path), *no_tor_settings(tmp_path / "warcs"))
+    assert second.returncode == EXIT_LOCKED, second.stdout + second.stderr
+
+    runner.request_stop(signal.SIGTERM, None)
+    thread.join(timeout=90)
+    assert not thread.is_alive()
+    [failure] = outcome
+    assert isinstance(failure, JobFailed)
+    assert failure.exit_status == 128 + signal.SIGTERM
+    assert str(failure) == "stopped by SIGTERM during scrapy runspider"
+    log = output.getvalue()
+    assert "Received SIGTERM, shutting down gracefully" in log
+    assert "forcefully" not in log  # one stop request, not two
+    assert "Spider closed (shutdown)" in log
+    third = run_job("--lock", str(lock.path), *no_tor_settings(tmp_path / "warcs"))
+    assert third.returncode == EXIT_TOR_UNAVAILABLE  # the lock was free again
