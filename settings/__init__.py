@@ -24,6 +24,9 @@ TOR_BOOTSTRAP_TIMEOUT = 120
 # Circuit isolation: "host" gives each onion host its own SOCKS credentials (so its own
 # circuits); "job" adds the job id so concurrent jobs never share circuits; "none" shares.
 TOR_ISOLATION = "host"
+# The job id of TOR_ISOLATION = "job" (1-64 characters); default: the JOBDIR folder name, or
+# a fresh id per run when JOBDIR is not set.
+TOR_ISOLATION_JOB = None
 # While the SOCKS port is unreachable the crawl pauses and retries with backoff; after this
 # many seconds without Tor it stops with a clear message.
 TOR_UNAVAILABLE_TIMEOUT = 300
@@ -51,8 +54,13 @@ WARC_DEDUP = "url"
 # Persistent capture index (sqlite): dedup across runs and incremental crawling.
 CAPTURE_INDEX = "warc_output/capture-index.sqlite3"
 WARC_CDXJ = True  # write a CDXJ index next to each finished WARC file
+WARC_FILE_MODE = 0o640  # permissions of WARC and CDXJ files
+WARC_DIR_MODE = 0o750  # permissions of WARC_DIR when it is created
 # Put the operator's host name in warcinfo (off: WARCs carry no operator identity).
 WARC_OPERATOR_HOSTNAME = False
+# The WARC writer (records every exchange of the Tor download handler) and its outlinks
+# spider middleware.
+ADDONS = {"crawler.warc.addon.WarcAddon": 10}
 
 # --- Crawling --------------------------------------------------------------------------------
 ROBOTSTXT_OBEY = True
