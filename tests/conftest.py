@@ -29,3 +29,31 @@ def nyt_pages() -> Path:
     if not (NYT_PAGES / "manifest.json").exists():
         pytest.skip(f"{NYT_PAGES} is absent: the real-page tests need ../shared/nyt-pages")
     return NYT_PAGES
+
+
+@pytest.fixture(scope="session")
+def tor_network(mirror, tmp_path_factory):
+    """ONE private Tor network per session (tests/tornet), hosting the mirror's fixed onions
+    (``MIRROR_ONION_MAP``) on ports 80 -> mirror HTTP and 443 -> mirror HTTPS."""
+    import shutil
+
+    from onions import MIRROR_ONION_MAP
+    from tornet import TorNetwork
+
+    if shutil.which("tor") is None or shutil.which("tor-gencert") is None:
+        pytest.skip("the tor binary (Debian package `tor`) is not installed; `make setup` adds it")
+    ports = {80: mirror.http_port, 443: mirror.https_port}
+    network = TorNetwork(
+        tmp_path_factory.mktemp("tornet"),
+        services={onion: ports for onion in MIRROR_ONION_MAP.values()},
+    )
+    network.start(timeout=120, progress=print)
+    yield network
+    network.stop()
+
+
+@pytest.fixture(scope="session")
+def onion_mirror(mirror, tor_network):
+    """The ``mirror`` server, reachable through ``tor_network.socks_url`` at the onions of
+    ``MIRROR_ONION_MAP`` (``www.<onion A>``, ``static01.<onion B>``)."""
+    return mirror
