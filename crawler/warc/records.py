@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ def labelled_digest(algorithm: str, chunks: Iterable[bytes]) -> str:
     for chunk in chunks:
         digest.update(chunk)
     return str(digest)
+
+
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class ChunkedFramingError(ValueError):
@@ -117,12 +121,9 @@ class Dechunker:
             self._state = "size"
         elif self._state == "size":
             size = line.split(b";", 1)[0].strip()
-            try:
-                self._remaining = int(size, 16)
-            except ValueError:
-                raise ChunkedFramingError(f"bad chunk size line: {line[:40]!r}") from None
-            if self._remaining < 0 or not size.isalnum():
+            if not _HEX.fullmatch(size):
                 raise ChunkedFramingError(f"bad chunk size line: {line[:40]!r}")
+            self._remaining = int(size, 16)
             self._state = "data" if self._remaining else "trailer"
         elif not line:  # trailer section ends with an empty line
             self._state = "done"
