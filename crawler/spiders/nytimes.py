@@ -13,6 +13,7 @@ which :class:`crawler.incremental.IncrementalMiddleware` uses to skip unchanged 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import date
 from typing import Any
@@ -39,10 +40,12 @@ DEFAULT_START_URLS = ("https://www.nytimes.com/",)
 PRIORITY = {"robots": 30, "listing": 20, "front": 10, "article": 0, "page": 0, "requisite": -10}
 
 _REQUISITE_XPATH = (
-    "//img/@src | //img/@data-src | //source/@srcset | //img/@srcset"
+    "//img/@src | //img/@data-src | //script/@src"
     " | //link[contains(concat(' ', normalize-space(@rel), ' '), ' stylesheet ')]/@href"
-    " | //link[@rel='preload' or @rel='icon']/@href | //script/@src"
+    " | //link[@rel='preload' or @rel='icon']/@href"
 )
+_SRCSET_XPATH = "//img/@srcset | //source/@srcset"
+_SRCSET_DESCRIPTOR = re.compile(r"\d+(?:\.\d+)?[wx],?")
 _FEED_LINK_XPATH = (
     "//link[@rel='alternate'][contains(@type, 'rss') or contains(@type, 'atom')]/@href"
 )
@@ -236,9 +239,9 @@ def _looks_like_xml(response: TextResponse) -> bool:
 
 
 def _requisite_urls(response: TextResponse) -> Iterator[str]:
-    for value in response.xpath(_REQUISITE_XPATH).getall():
-        # srcset: "url 1x, url 2x"; keep each candidate's URL.
-        for candidate in value.split(","):
-            url = candidate.strip().split(" ", 1)[0]
-            if url and not url.startswith("data:"):
-                yield url
+    yield from response.xpath(_REQUISITE_XPATH).getall()
+    for srcset in response.xpath(_SRCSET_XPATH).getall():
+        # "url 1x, url 2x": each candidate is a URL and an optional width/density descriptor.
+        for token in srcset.split():
+            if not _SRCSET_DESCRIPTOR.fullmatch(token):
+                yield token.rstrip(",")

@@ -1,0 +1,233 @@
+"""The nytimes spider's discovery and scope, callback by callback, on constructed responses.
+
+The crawls through Tor against the local mirror are in test_spider_crawl.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from typing import Any
+
+import pytest
+from onions import MIRROR_ONION_MAP
+from scrapy import Request
+from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse
+from scrapy.utils.test import get_crawler
+
+import settings as project_settings
+from crawler.spiders.nytimes import NytimesSpider
+
+WWW = "www." + MIRROR_ONION_MAP["nytimes.com"]
+STATIC = "static01." + MIRROR_ONION_MAP["nyt.com"]
+HOME = f"https://{WWW}/"
+
+
+def make_spider(**kwargs: Any) -> NytimesSpider:
+    overrides = kwargs.pop("settings", {})
+    values = {k: getattr(project_settings, k) for k in dir(project_settings) if "SPIDER_" in k}
+    values.update(ONION_MAP=MIRROR_ONION_MAP, **overrides)
+    crawler = get_crawler(NytimesSpider, values)
+    spider = NytimesSpider.from_crawler(crawler, **kwargs)
+    crawler.spider = spider
+    crawler.stats.open_spider()
+    return spider
+
+
+def start_requests(spider: NytimesSpider) -> list[Request]:
+    async def collect() -> list[Request]:
+        return [request async for request in spider.start()]
+
+    return asyncio.run(collect())
+
+
+def stat(spider: NytimesSpider, key: str) -> Any:
+    return spider.crawler.stats.get_value(key)
+
+
+def html(url: str, body: str, kind: str = "front") -> HtmlResponse:
+    return HtmlResponse(
+        url, body=body.encode(), encoding="utf-8", request=Request(url, meta={"page_kind": kind})
+    )
+
+
+def test_start_urls_in_clearnet_or_onion_form_are_fetched_as_onion() -> None:
+    spider = make_spider(
+        start_urls="https://www.nytimes.com/section/world, "
+        f"https://{WWW}/section/us?smid=x,https://www.example.com/,https://myaccount.nytimes.com/"
+    )
+    requests = start_requests(spider)
+    assert [(r.url, r.meta["page_kind"]) for r in requests] == [
+        (f"https://{WWW}/robots.txt", "robots"),
+        (f"https://{WWW}/section/world", "front"),
+        (f"https://{WWW}/section/us", "front"),
+    ]
+    assert stat(spider, "spider/start_urls_rejected") == 2
+    assert requests[0].callback == spider.parse_robots
+    assert requests[0].priority > requests[1].priority
+
+
+def test_default_start_is_the_home_page_and_its_robots_txt() -> None:
+    spider = make_spider()
+    assert [r.url for r in start_requests(spider)] == [f"{HOME}robots.txt", HOME]
+    spider = make_spider(settings={"SPIDER_SITEMAPS": False})
+    assert [r.url for r in start_requests(spider)] == [HOME]
+
+
+def test_since_must_be_a_date() -> None:
+    with pytest.raises(ValueError, match="since='last week' is not a YYYY-MM-DD date"):
+        make_spider(since="last week")
+
+
+def test_robots_sitemap_lines_become_listing_requests() -> None:
+    spider = make_spider()
+    start_requests(spider)
+    body = (
+        "User-agent: *\nDisallow: /login\nSitemap: https://www.nytimes.com/sitemaps/index.xml\n"
+        f"sitemap: https://{WWW}/sitemaps/news.xml\nSitemap: https://www.example.com/sm.xml\n"
+    )
+    response = TextResponse(f"{HOME}robots.txt", body=body.encode(), encoding="utf-8")
+    requests = list(spider.parse_robots(response))
+    assert [(r.url, r.meta["page_kind"]) for r in requests] == [
+        (f"https://{WWW}/sitemaps/index.xml", "listing"),
+        (f"https://{WWW}/sitemaps/news.xml", "listing"),
+    ]
+    assert all(r.callback == spider.parse_listing for r in requests)
+
+
+def sitemap_response(url: str, body: bytes) -> Response:
+    request = Request(url, meta={"page_kind": "listing"})
+    if body[:2] == b"\x1f\x8b":
+        return Response(url, body=body, request=request)
+    return XmlResponse(url, body=body, request=request)
+
+
+def test_listing_follows_articles_and_child_sitemaps_with_lastmod_and_since() -> None:
+    spider = make_spider(since="2016-12-01")
+    start_requests(spider)
+    index = (
+        b'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<sitemap><loc>https://www.nytimes.com/sitemaps/2016-11.xml.gz</loc>"
+        b"<lastmod>2016-11-30T23:00:00Z</lastmod></sitemap>"
+        b"<sitemap><loc>https://www.nytimes.com/sitemaps/2016-12.xml.gz</loc>"
+        b"<lastmod>2016-12-20T10:00:00Z</lastmod></sitemap></sitemapindex>"
+    )
+    requests = list(spider.parse_listing(sitemap_response(f"https://{WWW}/sitemaps/i.xml", index)))
+    assert [(r.url, r.meta["lastmod"]) for r in requests] == [
+        (f"https://{WWW}/sitemaps/2016-12.xml.gz", "2016-12-20T10:00:00+00:00")
+    ]
+    urlset = gzip.compress(
+        b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<url><loc>https://www.nytimes.com/2016/11/30/world/old.html</loc></url>"
+        b"<url><loc>https://www.nytimes.com/2016/12/02/world/new.html?smid=x</loc>"
+        b"<lastmod>2016-12-03</lastmod></url>"
+        b"<url><loc>https://www.nytimes.com/2016/12/02/world/new.html#dup</loc></url>"
+        b"<url><loc>https://www.nytimes.com/subscription</loc></url></urlset>"
+    )
+    requests = list(spider.parse_listing(sitemap_response(requests[0].url, urlset)))
+    assert [(r.url, r.meta["page_kind"], r.callback) for r in requests] == [
+        (f"https://{WWW}/2016/12/02/world/new.html", "article", spider.parse)
+    ]
+    assert requests[0].meta["lastmod"] == "2016-12-03T00:00:00+00:00"
+    assert stat(spider, "spider/since_skipped") == 2
+    assert stat(spider, "spider/links_skipped") == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"<!DOCTYPE html><html><body>Sign in</body></html>", "html"),
+        (b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>x', "malformed"),
+        (gzip.compress(b"<urlset>" + b"<url><loc>/a</loc></url>" * 1000)[:100], "malformed"),
+    ],
+)
+def test_bad_listing_is_logged_counted_and_the_crawl_goes_on(
+    body: bytes, error: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    spider = make_spider()
+    start_requests(spider)
+    url = f"https://{WWW}/sitemaps/broken.xml"
+    assert list(spider.parse_listing(sitemap_response(url, body))) == []
+    assert stat(spider, f"spider/listing_errors/{error}") == 1
+    assert f"listing {url} unusable ({error})" in caplog.text
+
+
+def test_oversized_listing_keeps_what_came_before_the_cap() -> None:
+    spider = make_spider(settings={"SPIDER_LISTING_MAX_SIZE": 100_000})
+    start_requests(spider)
+    urls = "".join(
+        f"<url><loc>https://www.nytimes.com/2016/12/02/world/a{i}.html</loc></url>"
+        for i in range(5000)
+    )
+    body = f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+    response = sitemap_response(f"https://{WWW}/sitemap.xml", body.encode())
+    requests = list(spider.parse_listing(response))
+    assert 0 < len(requests) < 5000
+    assert stat(spider, "spider/listing_errors/too_large") == 1
+
+
+FRONT = f"""<html><head>
+<link rel="alternate" type="application/rss+xml" href="https://rss.nytimes.com/services/xml/rss/nyt/World.xml">
+</head><body>
+<a href="/2016/12/10/world/a.html?action=click&module=Top">A</a>
+<a href="https://www.nytimes.com/2016/12/10/world/a.html#comments">A again</a>
+<a href="https://{WWW}/2016/12/10/world/b.amp.html">B</a>
+<a href="/section/world/middleeast">Middle East</a>
+<a href="https://myaccount.nytimes.com/auth/login">Log in</a>
+<a href="/subscription/all-access">Subscribe</a>
+<a href="https://www.nytimes.com/adx/bin/adx_click.html">ad</a>
+<a href="https://twitter.com/nytimes">twitter</a>
+<a href="mailto:x@nytimes.com">mail</a>
+<a href="/crosswords">Crosswords</a>
+<img src="https://static01.nyt.com/images/a.jpg">
+</body></html>"""
+
+
+def test_front_links_are_canonical_scoped_and_each_followed_once() -> None:
+    spider = make_spider()
+    start_requests(spider)
+    requests = list(spider.parse(html(HOME, FRONT)))
+    assert [(r.url, r.meta["page_kind"]) for r in requests] == [
+        (f"https://{WWW}/2016/12/10/world/a.html", "article"),
+        (f"https://{WWW}/2016/12/10/world/b.html", "article"),
+        (f"https://{WWW}/section/world/middleeast", "front"),
+        (f"https://rss.{WWW[4:]}/services/xml/rss/nyt/World.xml", "listing"),
+    ]
+    # The same links on another page are not requested again.
+    assert list(spider.parse(html(f"https://{WWW}/section/world", FRONT))) == []
+    assert stat(spider, "spider/found/article") == 2
+
+
+def test_since_filters_linked_articles_by_their_url_date() -> None:
+    spider = make_spider(since="2016-12-11")
+    start_requests(spider)
+    requests = list(spider.parse(html(HOME, FRONT)))
+    assert [r.meta["page_kind"] for r in requests] == ["front", "listing"]
+
+
+def test_page_requisites_are_off_by_default_and_capped_when_on() -> None:
+    article = f"https://{WWW}/2016/12/10/world/a.html"
+    body = (
+        '<html><head><link rel="stylesheet" href="/css/a.css"><script src="/js/a.js"></script>'
+        '</head><body><img src="https://static01.nyt.com/images/a.jpg" '
+        'srcset="https://static01.nyt.com/images/a-2x.jpg 2x, data:image/gif;base64,R0">'
+        '<img src="https://ads.nytimes.com/pixel.gif"></body></html>'
+    )
+    spider = make_spider()
+    start_requests(spider)
+    assert list(spider.parse(html(article, body, kind="article"))) == []
+    spider = make_spider(
+        settings={"SPIDER_PAGE_REQUISITES": True, "SPIDER_REQUISITE_MAX_SIZE": 1234}
+    )
+    start_requests(spider)
+    requests = list(spider.parse(html(article, body, kind="article")))
+    assert sorted(r.url for r in requests) == [
+        f"https://{STATIC}/images/a-2x.jpg",
+        f"https://{STATIC}/images/a.jpg",
+        f"https://{WWW}/css/a.css",
+        f"https://{WWW}/js/a.js",
+    ]
+    assert {r.meta["download_maxsize"] for r in requests} == {1234}
+    assert {r.meta["page_kind"] for r in requests} == {"requisite"}
+    # Requisites of a front are not fetched.
+    assert list(spider.parse(html(HOME, body))) == []
