@@ -58,9 +58,11 @@ WARC_FILE_MODE = 0o640  # permissions of WARC and CDXJ files
 WARC_DIR_MODE = 0o750  # permissions of WARC_DIR when it is created
 # Put the operator's host name in warcinfo (off: WARCs carry no operator identity).
 WARC_OPERATOR_HOSTNAME = False
+# The Tor layer (crawler.tor.addon: download handler for http/https through TOR_SOCKS_URL,
+# onion hosts only; onion scope and Tor availability middlewares; retry of circuit failures).
 # The WARC writer (records every exchange of the Tor download handler) and its outlinks
 # spider middleware.
-ADDONS = {"crawler.warc.addon.WarcAddon": 10}
+ADDONS = {"crawler.tor.addon.TorAddon": 0, "crawler.warc.addon.WarcAddon": 10}
 
 # --- Crawling --------------------------------------------------------------------------------
 ROBOTSTXT_OBEY = True
