@@ -1,0 +1,68 @@
+"""Bytes of an HTTP payload to HTML text: charset detection as browsers do it.
+
+Order: the ``charset`` of the HTTP ``Content-Type``, a byte-order mark, a ``<meta charset>``
+or ``http-equiv`` declaration in the first 4 KiB, else UTF-8 when the bytes are valid
+UTF-8, else windows-1252 (the web's legacy default).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+PRESCAN_BYTES = 4096
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+class DecodeError(ValueError):
+    """The payload cannot be turned into text; ``reason`` is the counted skip reason."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def header_charset(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a ``Content-Type`` value, lower-cased."""
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip(" \"'"):
+            return value.strip(" \"'").lower()
+    return None
+
+
+def decode_html(body: bytes, content_type: str | None) -> str:
+    """*body* as text.
+
+    :raises DecodeError: ``unknown-charset`` for a declared charset Python does not know;
+        ``invalid-utf-8`` when the page declares UTF-8 and its bytes are not valid UTF-8.
+    """
+    declared = header_charset(content_type)
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(name, errors="replace")
+    if declared is None:
+        match = _META_CHARSET.search(body[:PRESCAN_BYTES])
+        declared = match.group(1).decode("ascii").lower() if match else None
+    if declared is None:
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body.decode("cp1252", errors="replace")
+    try:
+        codec = codecs.lookup(declared).name
+    except LookupError:
+        raise DecodeError("unknown-charset", f"charset {declared!r} is not known") from None
+    if codec in ("latin-1", "iso8859-1", "ascii"):
+        codec = "cp1252"  # as WHATWG Encoding maps them
+    try:
+        return body.decode(codec)
+    except UnicodeDecodeError as exc:
+        if codec == "utf-8":
+            raise DecodeError("invalid-utf-8", str(exc)) from None
+        return body.decode(codec, errors="replace")

@@ -1,0 +1,475 @@
+"""The New York Times parser: every markup era from the 2010 desktop template to 2021+.
+
+Metadata comes from JSON-LD and ``<meta>`` tags first, the visible markup second; the body
+(paragraphs, captions, credits, links) always from the markup. Era markers (see
+``../shared/nyt-pages/README.md``):
+
+- legacy pre-2014: ``div.articleBody`` / ``p[itemprop=articleBody]``, meta ``hdl``/``byl``/``pdate``
+- blogs (WordPress, 2011): ``.entry-content``
+- 2014-2017: ``p.story-body-text``, ``span.byline-author``, ``figure.media``
+- 2018 React: ``div.StoryBodyCompanionColumn``
+- 2019+ / 2021+ React: ``section[name=articleBody]``, JSON-LD ``NewsArticle``
+- live blogs: JSON-LD ``LiveBlogPosting`` (its ``liveBlogUpdate`` posts) or post markup
+- interactive features: title, authors and dates from metadata; body when recognisable
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from lxml import html
+
+from crawler.extract.metadata import clean_text, iso_datetime, ld_types
+from crawler.extract.page import NotAnArticle, Page
+from crawler.extract.record import Article, Image, Link
+
+ARTICLE_TYPES = {
+    "Article",
+    "NewsArticle",
+    "ReportageNewsArticle",
+    "AnalysisNewsArticle",
+    "OpinionNewsArticle",
+    "BackgroundNewsArticle",
+    "ReviewNewsArticle",
+    "BlogPosting",
+    "LiveBlogPosting",
+    "Report",
+}
+NON_ARTICLE_TYPES = {"CollectionPage", "WebSite", "SearchResultsPage", "ProfilePage", "ItemList"}
+NON_ARTICLE_PAGE_TYPES = {"collection", "homepage", "section", "sectionfront", "search", "topic"}
+# Subtrees of a body that are never article text.
+CLUTTER_TAGS = {
+    "figure",
+    "aside",
+    "nav",
+    "header",
+    "footer",
+    "form",
+    "button",
+    "script",
+    "style",
+    "noscript",
+    "svg",
+    "iframe",
+    "template",
+    "figcaption",
+}
+CLUTTER_CLASSES = {
+    "ad",
+    "ad-wrapper",
+    "story-ad",
+    "interactive-body",
+    "interactive-content",
+    "interactive-graphic",
+    "ai2html",
+    "bottom-of-article",
+    "newsletter-signup",
+    "related-links",
+    "story-footer",
+    "supported-by",
+    "story-info",
+    "comments",
+}
+CLUTTER_CLASS_PREFIXES = ("InlineMessage", "ad-", "Ad-", "Newsletter", "RelatedLinks")
+CLUTTER_TESTIDS = ("ad", "share-tools", "newsletter", "related", "inline-message", "brand-")
+BOILERPLATE = {
+    "advertisement",
+    "continue reading the main story",
+    "supported by",
+    "site index",
+    "site information navigation",
+    "skip to content",
+    "skip to site index",
+}
+TITLE_SUFFIX = re.compile(r"\s+[-|\u2013\u2014]\s+(The New York Times|NYTimes\.com)$", re.I)
+BYLINE_PREFIX = re.compile(r"^\s*by\s+", re.I)
+BYLINE_SPLIT = re.compile(r"\s*(?:,\s*and\s+|\s+and\s+|,\s*|\s*&\s*)", re.I)
+CREDIT_PREFIX = re.compile(r"^(\s*credit(\.\.\.|…|:)?\s*)+", re.I)
+CREDIT_IN_CAPTION = re.compile(r"\s*Credit(?:\.\.\.|…)\s*")
+# Site-wide placeholder images (logos, icons) that are no article's image.
+DEFAULT_IMAGE = re.compile(r"/icons/|defaultPromoCrop|/vi-assets/images/share/|t_logo_")
+NYT_HOST = re.compile(r"(^|\.)(nytimes\.com|nyt\.com)$")
+
+
+def is_nyt(page: Page) -> bool:
+    """True for pages of the NYT's sites (by their clearnet host)."""
+    return bool(NYT_HOST.search(page.host))
+
+
+def parse(page: Page) -> Article | None:
+    """The article of an NYT page; None when its body markup is not one this parser knows.
+
+    :raises NotAnArticle: for NYT pages that are not articles (section fronts, indexes).
+    """
+    article_ld = _article_ld(page)
+    if article_ld is None and _is_listing(page):
+        raise NotAnArticle("not-article")
+    live = article_ld is not None and "LiveBlogPosting" in ld_types(article_ld)
+    interactive = "/interactive/" in page.url
+    paragraphs, links, body = _live_posts(page, article_ld) if live else _body(page)
+    if body is None and not live and not interactive:
+        return None
+    if not paragraphs and not interactive:
+        raise NotAnArticle("empty-article")
+    return Article(
+        url=_canonical_url(page),
+        capture_url=page.capture_url,
+        title=_title(page, article_ld),
+        authors=_authors(page, article_ld),
+        published=_first_date(page, article_ld, "datePublished", PUBLISHED_META),
+        modified=_first_date(page, article_ld, "dateModified", MODIFIED_META),
+        section=_section(page, article_ld),
+        description=_description(page, article_ld),
+        paragraphs=paragraphs,
+        images=_images(page, body),
+        links=links,
+        language=page.language or _ld_str(article_ld, "inLanguage"),
+        extractor="nyt",
+    )
+
+
+# --- metadata ------------------------------------------------------------------------------
+
+
+def _article_ld(page: Page) -> dict | None:
+    for obj in page.json_ld:
+        if ld_types(obj) & ARTICLE_TYPES:
+            return obj
+    return None
+
+
+def _is_listing(page: Page) -> bool:
+    if any(ld_types(obj) & NON_ARTICLE_TYPES for obj in page.json_ld):
+        return True
+    return page.meta.get("PT", "").lower() in NON_ARTICLE_PAGE_TYPES
+
+
+def _ld_str(obj: dict | None, key: str) -> str | None:
+    value = (obj or {}).get(key)
+    if isinstance(value, dict):
+        value = value.get("name")
+    return clean_text(value) or None if isinstance(value, str) else None
+
+
+def _canonical_url(page: Page) -> str:
+    for href in [*page.doc.xpath("//link[@rel='canonical']/@href"), page.meta.get("og:url")]:
+        url = page.clearnet_url(href)
+        if url and NYT_HOST.search(url.split("/")[2] if url.count("/") >= 2 else ""):
+            return url
+    return page.url
+
+
+def _title(page: Page, article_ld: dict | None) -> str:
+    for xpath in (
+        "//h1[@itemprop='headline' or @data-testid='headline' or @id='headline']",
+        "//h1[contains(@class,'articleHeadline') or contains(@class,'entry-title')]",
+        "//nyt_headline",
+        "//article//h1 | //*[@id='story']//h1",
+    ):
+        for heading in page.doc.xpath(xpath):
+            text = visible_text(heading)
+            if text:
+                return text
+    for candidate in (
+        _ld_str(article_ld, "headline"),
+        page.meta.get("og:title"),
+        page.meta.get("hdl"),
+        clean_text(page.doc.findtext(".//title")),
+    ):
+        text = TITLE_SUFFIX.sub("", clean_text(candidate))
+        if text:
+            return text
+    return ""
+
+
+def _authors(page: Page, article_ld: dict | None) -> list[str]:
+    authors = (article_ld or {}).get("author")
+    if isinstance(authors, dict):
+        authors = [authors]
+    if isinstance(authors, list):
+        authors = [_ld_resolve(page, a) for a in authors if isinstance(a, dict)]
+        people = [a for a in authors if not ld_types(a) & {"Organization", "NewsMediaOrganization"}]
+        names = _unique(clean_text(a.get("name")) for a in people or authors)
+        if names:
+            return names
+    marked = page.doc.xpath(
+        "//*[contains(concat(' ', normalize-space(@itemprop), ' '), ' author ')]"
+        "//*[@itemprop='name'] | //*[contains(@class, 'byline-author')]"
+        " | //address[contains(@class, 'byline')]//*[contains(concat(' ', @class, ' '), ' fn ')]"
+    )
+    names = _unique(
+        clean_text(el.get("data-byline-name") or el.get("content") or el.text_content())
+        for el in marked
+        if not _in_clutter(el)
+    )
+    if names:
+        return names
+    byline = page.meta.get("byl") or page.meta.get("author") or ""
+    if byline.startswith(("http://", "https://")):
+        return []
+    return _unique(BYLINE_SPLIT.split(BYLINE_PREFIX.sub("", clean_text(byline))))
+
+
+def visible_text(element: html.HtmlElement) -> str:
+    """Text of *element* without ``aria-hidden`` copies (React headlines carry a ghost copy)."""
+    parts: list[str] = []
+
+    def walk(el: html.HtmlElement) -> None:
+        if el.get("aria-hidden") == "true":
+            return
+        parts.append(el.text or "")
+        for child in el:
+            if isinstance(child.tag, str):
+                walk(child)
+            parts.append(child.tail or "")
+
+    walk(element)
+    return clean_text("".join(parts))
+
+
+def _ld_resolve(page: Page, node: dict) -> dict:
+    """A JSON-LD node that is only an ``@id`` reference, resolved within the page."""
+    if set(node) != {"@id"}:
+        return node
+    return next(
+        (obj for obj in page.json_ld if obj.get("@id") == node["@id"] and obj is not node), node
+    )
+
+
+def _unique(names: Iterator[str] | list[str]) -> list[str]:
+    seen: list[str] = []
+    for name in names:
+        name = BYLINE_PREFIX.sub("", name).strip(" ,")
+        if name and name not in seen:
+            seen.append(name)
+    return seen
+
+
+PUBLISHED_META = ("article:published_time", "datePublished", "ptime", "pdate")
+MODIFIED_META = ("article:modified_time", "dateModified", "utime")
+
+
+def _first_date(page: Page, article_ld: dict | None, ld_key: str, meta_keys) -> str | None:
+    for value in [(article_ld or {}).get(ld_key)] + [page.meta.get(k) for k in meta_keys]:
+        stamp = iso_datetime(value)
+        if stamp:
+            return stamp
+    if ld_key == "datePublished":
+        for value in page.doc.xpath(
+            "//time/@datetime | //*[contains(concat(' ', @class, ' '), ' published ')]/@title"
+        ):
+            stamp = iso_datetime(value)
+            if stamp:
+                return stamp
+    return None
+
+
+def _section(page: Page, article_ld: dict | None) -> str | None:
+    return (
+        clean_text(page.meta.get("article:section"))
+        or _ld_str(article_ld, "articleSection")
+        or None
+    )
+
+
+def _description(page: Page, article_ld: dict | None) -> str | None:
+    for value in (
+        page.meta.get("description"),
+        page.meta.get("og:description"),
+        _ld_str(article_ld, "description"),
+    ):
+        text = clean_text(value)
+        if text:
+            return text
+    return None
+
+
+# --- body ------------------------------------------------------------------------------------
+
+
+def _body_containers(doc: html.HtmlElement) -> list[html.HtmlElement]:
+    for xpath in (
+        "//section[@name='articleBody']",
+        "//div[contains(concat(' ', @class, ' '), ' StoryBodyCompanionColumn ')]",
+        "//p[contains(concat(' ', @class, ' '), ' story-body-text ')]",
+        "//div[contains(concat(' ', @class, ' '), ' articleBody ')]",
+        "//*[@itemprop='articleBody']",
+        "//div[contains(concat(' ', @class, ' '), ' entry-content ')]",
+    ):
+        found = doc.xpath(xpath)
+        if found:
+            # drop containers nested in another found one (each text once)
+            return [el for el in found if not any(a in found for a in el.iterancestors())]
+    return []
+
+
+def _body(page: Page) -> tuple[list[str], list[Link], html.HtmlElement | None]:
+    containers = _body_containers(page.doc)
+    if not containers:
+        return [], [], None
+    blocks: list[html.HtmlElement] = []
+    for container in containers:
+        blocks.extend(_blocks(container))
+    blocks.extend(_corrections(page.doc))
+    paragraphs, links = _texts_and_links(page, blocks)
+    return paragraphs, links, _common_root(containers)
+
+
+def _blocks(element: html.HtmlElement) -> Iterator[html.HtmlElement]:
+    """Paragraph-level elements under *element* in order, clutter subtrees skipped."""
+    if element.tag == "p":
+        yield element
+        return
+    for child in element:
+        if not isinstance(child.tag, str) or _is_clutter(child):
+            continue
+        if child.tag == "p" or (child.tag == "li" and not child.xpath(".//p|.//li")):
+            yield child
+        else:
+            yield from _blocks(child)
+
+
+def _is_clutter(element: html.HtmlElement) -> bool:
+    if element.tag in CLUTTER_TAGS:
+        return True
+    classes = (element.get("class") or "").split()
+    if CLUTTER_CLASSES.intersection(classes) or any(
+        c.startswith(CLUTTER_CLASS_PREFIXES) for c in classes
+    ):
+        return True
+    testid = (element.get("data-testid") or "").lower()
+    ident = (element.get("id") or "").lower()
+    return testid.startswith(CLUTTER_TESTIDS) or ident.startswith(("ad-", "story-ad", "mid"))
+
+
+def _in_clutter(element: html.HtmlElement) -> bool:
+    return any(
+        a.tag in ("aside", "nav", "footer") or (_is_clutter(a) and a.tag != "header")
+        for a in element.iterancestors()
+    )
+
+
+def _corrections(doc: html.HtmlElement) -> list[html.HtmlElement]:
+    """Correction notices (2018+ put them after the body, in ``.bottom-of-article``)."""
+    notices = doc.xpath(
+        "//div[contains(@class,'bottom-of-article')]//*[self::strong or self::span or self::b]"
+        "[starts-with(normalize-space(.), 'Correction')]/.."
+    )
+    return [n for n in notices if n.xpath(".//p")]
+
+
+def _texts_and_links(page: Page, blocks: list[html.HtmlElement]) -> tuple[list[str], list[Link]]:
+    paragraphs: list[str] = []
+    links: list[Link] = []
+    for block in blocks:
+        text = clean_text(block.text_content())
+        if not text or text.lower() in BOILERPLATE:
+            continue
+        paragraphs.append(text)
+        for anchor in block.iterfind(".//a[@href]"):
+            url = page.clearnet_url(anchor.get("href"))
+            if url:
+                links.append(Link(url=url, text=clean_text(anchor.text_content())))
+    return paragraphs, links
+
+
+def _common_root(elements: list[html.HtmlElement]) -> html.HtmlElement:
+    root = elements[0]
+    while root.getparent() is not None and not all(
+        root in el.iterancestors() or el is root for el in elements
+    ):
+        root = root.getparent()
+    return root
+
+
+def _live_posts(page: Page, article_ld: dict) -> tuple[list[str], list[Link], None]:
+    """A live blog as its posts, in page order: each post's headline then its text."""
+    updates = article_ld.get("liveBlogUpdate") or []
+    if isinstance(updates, dict):
+        updates = [updates]
+    paragraphs: list[str] = []
+    for post in updates:
+        if not isinstance(post, dict):
+            continue
+        for key in ("headline", "articleBody"):
+            paragraphs.extend(
+                p for p in (clean_text(t) for t in str(post.get(key) or "").split("\n\n")) if p
+            )
+    if paragraphs:
+        return paragraphs, [], None
+    posts = page.doc.xpath(
+        "//article[@data-testid='live-blog-post' or contains(@class,'live-blog-post')]"
+    )
+    blocks = [b for post in posts for b in post.xpath(".//h2") + list(_blocks(post))]
+    return (*_texts_and_links(page, blocks), None)
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+def _images(page: Page, body: html.HtmlElement | None) -> list[Image]:
+    scope = page.doc.xpath(
+        "//*[@id='story'] | //*[@id='article'] | //article[.//section[@name='articleBody']]"
+    )
+    roots = scope[:1] or ([body] if body is not None else [])
+    images: list[Image] = []
+    seen: set[str] = set()
+    for root in roots:
+        holders = root.xpath(
+            ".//figure | .//div[contains(@class,'articleSpanImage')] | "
+            "descendant-or-self::div[contains(@class,'entry-content')]//img"
+        )
+        # the lead ("lede") figure first, then the others in page order
+        holders.sort(key=lambda el: "lede" not in (el.get("class") or ""))
+        for holder in holders:
+            image = _image(page, holder)
+            if image and image.url not in seen and not _in_clutter(holder):
+                seen.add(image.url)
+                images.append(image)
+    if not images:
+        url = page.clearnet_url(page.meta.get("og:image"))
+        if url and not DEFAULT_IMAGE.search(url):
+            images.append(Image(url=url))
+    return images
+
+
+def _is_icon(img: html.HtmlElement) -> bool:
+    """Logos and column icons: declared smaller than 100 pixels on a side."""
+    for side in ("width", "height"):
+        value = img.get(side) or ""
+        if value.isdigit() and int(value) < 100:
+            return True
+    return False
+
+
+def _image(page: Page, holder: html.HtmlElement) -> Image | None:
+    imgs = [holder] if holder.tag == "img" else holder.xpath(".//img")
+    url = None
+    for img in imgs:
+        if _is_icon(img):
+            continue
+        url = page.clearnet_url(
+            img.get("data-mediaviewer-src") or img.get("src") or img.get("data-src")
+        )
+        if url:
+            break
+    if not url:
+        return None
+    credit_el = holder.xpath(".//*[@itemprop='copyrightHolder'] | .//*[contains(@class,'credit')]")
+    credit = clean_text(credit_el[0].text_content()) if credit_el else ""
+    credit = CREDIT_PREFIX.sub("", credit) or None
+    caption_el = holder.xpath(
+        ".//*[contains(@class,'caption-text')] | .//*[@itemprop='caption'] | .//figcaption"
+        " | .//*[contains(@class,'caption')]"
+    )
+    caption = None
+    if caption_el:
+        element = caption_el[0]
+        caption = clean_text(element.text_content())
+        if credit_el and credit_el[0] in element.iterdescendants():
+            caption = clean_text(caption.replace(clean_text(credit_el[0].text_content()), ""))
+        if not credit_el and CREDIT_IN_CAPTION.search(caption):
+            caption, credit = CREDIT_IN_CAPTION.split(caption, maxsplit=1)
+        caption = caption or None
+    return Image(url=url, caption=caption, credit=credit)

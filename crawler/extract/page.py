@@ -1,0 +1,66 @@
+"""A parsed HTML capture with what every parser needs: the tree, metadata, URL mapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from urllib.parse import urljoin, urlsplit
+
+from lxml import html
+
+from crawler.extract.metadata import json_ld_objects, meta_tags
+from crawler.tor.onion import OnionMap
+
+
+class NotAnArticle(Exception):
+    """The page is readable but holds no article; ``reason`` is the counted skip reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Page:
+    """One HTML capture: *doc* parsed from the page fetched at *capture_url* (onion form)."""
+
+    doc: html.HtmlElement
+    capture_url: str
+    onion_map: OnionMap
+
+    @cached_property
+    def url(self) -> str:
+        """The clearnet form of the capture URL."""
+        return self.onion_map.to_clearnet_url(self.capture_url)
+
+    @cached_property
+    def host(self) -> str:
+        return (urlsplit(self.url).hostname or "").lower()
+
+    @cached_property
+    def meta(self) -> dict[str, str]:
+        return meta_tags(self.doc)
+
+    @cached_property
+    def json_ld(self) -> list[dict]:
+        return json_ld_objects(self.doc)
+
+    def clearnet_url(self, href: str | None) -> str | None:
+        """*href* made absolute against the capture URL and mapped back to clearnet.
+
+        None for empty, fragment-only and non-HTTP(S) links (``javascript:``, ``mailto:``).
+        """
+        href = (href or "").strip()
+        if not href or href.startswith("#"):
+            return None
+        absolute = urljoin(self.capture_url, href)
+        if urlsplit(absolute).scheme not in ("http", "https"):
+            return None
+        return self.onion_map.to_clearnet_url(absolute)
+
+    @cached_property
+    def language(self) -> str | None:
+        lang = self.doc.get("lang") or self.doc.get("{http://www.w3.org/XML/1998/namespace}lang")
+        if not lang:
+            lang = self.meta.get("language") or self.meta.get("og:locale")
+        return lang.replace("_", "-").strip() if lang and lang.strip() else None

@@ -1,0 +1,192 @@
+"""Streaming, damage-tolerant reading of the HTTP captures in a WARC file.
+
+:func:`read_captures` yields one :class:`Capture` per ``response`` or ``revisit`` record with
+an HTTP message, reading one record at a time (never a whole file or an oversized payload
+into memory). Damage is counted in the caller's ``Counter`` and reading goes on:
+
+- a record whose block is shorter or longer than its ``Content-Length`` is dropped
+  (``damaged:content-length``);
+- a corrupt or truncated gzip member, or a record that does not parse, is dropped and
+  reading resynchronises at the next gzip member (``.warc.gz``) or the next ``WARC/1.x``
+  line (``.warc``) after it (``damaged:gzip``, ``damaged:record``);
+- a payload whose ``Content-Encoding`` cannot be decoded is dropped (``bad-content-encoding``).
+
+:raises UnreadableInput: for a file that holds no WARC record at all (not a WARC) or that
+    cannot be opened; the caller reports it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+from warcio.limitreader import LimitReader
+
+from crawler.extract.record import Provenance
+
+GZIP_MAGIC = b"\x1f\x8b\x08"
+WARC_MAGIC = b"\nWARC/1."
+SCAN_BLOCK = 1 << 20
+# A corrupt file could make every byte look like a sync point; stop after this many.
+MAX_RESYNCS = 10_000
+_STREAM_ERRORS = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError, IndexError)
+try:  # brotli errors, when warcio decodes br bodies
+    import brotli
+
+    _STREAM_ERRORS += (brotli.error,)
+except (ImportError, AttributeError):  # pragma: no cover - brotli is a dependency
+    pass
+
+
+class UnreadableInput(Exception):
+    """An input file that could not be read at all (missing, unreadable, not a WARC)."""
+
+
+@dataclass
+class Capture:
+    """One HTTP capture: a response, or a revisit pointing at an earlier payload."""
+
+    provenance: Provenance
+    record_type: str  # "response" or "revisit"
+    target_uri: str
+    status: int | None
+    content_type: str | None
+    body: bytes | None  # content-decoded payload; None for a revisit or an oversized payload
+    oversized: bool = False
+    refers_to_uri: str | None = None
+    refers_to_date: str | None = None
+
+
+def read_captures(
+    path: str | os.PathLike, stats: Counter, max_body: int, start: int = 0
+) -> Iterator[Capture]:
+    """Yield the HTTP captures of the WARC at *path*, counting damage into *stats*.
+
+    *start* is the offset to begin at (a record boundary), e.g. to re-read one record.
+    """
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed in finally, across yields
+    except OSError as exc:
+        raise UnreadableInput(f"{path}: {exc.strerror or exc}") from None
+    try:
+        if os.fstat(fh.fileno()).st_size == 0:
+            stats["empty-file"] += 1
+            return
+        gzipped = fh.read(2) == GZIP_MAGIC[:2]
+        name = os.path.basename(path)
+        position: int | None = start
+        parsed_any = False
+        resyncs = 0
+        while position is not None:
+            fh.seek(position)
+            iterator = ArchiveIterator(fh, no_record_parse=False)
+            offset = position
+            try:
+                for record in _quietly(iterator):
+                    offset = iterator.offset
+                    capture = _capture(record, iterator, name, offset, stats, max_body)
+                    parsed_any = True
+                    if capture is not None:
+                        yield capture
+                position = None
+            except _STREAM_ERRORS as exc:
+                position = _next_sync(fh, offset + 1, gzipped)
+                if position is None and not parsed_any:
+                    raise UnreadableInput(f"{path}: not a WARC file ({exc})") from None
+                stats["damaged:gzip" if gzipped else "damaged:record"] += 1
+                resyncs += 1
+                if resyncs > MAX_RESYNCS:
+                    stats["damaged:unrecoverable"] += 1
+                    position = None
+    finally:
+        fh.close()
+
+
+def _quietly(iterator: ArchiveIterator) -> Iterator:
+    """warcio prints a warning on stderr for a wrong Content-Length; we count it instead."""
+    it = iter(iterator)
+    while True:
+        with contextlib.redirect_stderr(io.StringIO()):
+            record = next(it, None)
+        if record is None:
+            return
+        yield record
+
+
+def _capture(
+    record, iterator: ArchiveIterator, name: str, offset: int, stats: Counter, max_body: int
+) -> Capture | None:
+    if record.rec_type not in ("response", "revisit") or record.http_headers is None:
+        if record.rec_type in ("response", "revisit"):
+            stats["not-http"] += 1
+        return None
+    headers = record.rec_headers
+    errors_before = iterator.err_count
+    body: bytes | None = None
+    oversized = False
+    if record.rec_type == "response":
+        try:
+            body = record.content_stream().read(max_body + 1)
+        except _STREAM_ERRORS:
+            if not isinstance(record.raw_stream, LimitReader) or record.raw_stream.limit > 0:
+                raise  # the stream itself broke: resynchronise
+            stats["bad-content-encoding"] += 1
+            _finish(iterator)
+            return None
+        if len(body) > max_body:
+            body, oversized = None, True
+    _finish(iterator)
+    if iterator.err_count != errors_before or _short(record):
+        stats["damaged:content-length"] += 1
+        return None
+    status = record.http_headers.get_statuscode()
+    return Capture(
+        provenance=Provenance(
+            warc_filename=name,
+            warc_offset=offset,
+            warc_record_id=headers.get_header("WARC-Record-ID") or "",
+            payload_digest=headers.get_header("WARC-Payload-Digest"),
+            capture_time=headers.get_header("WARC-Date") or "",
+        ),
+        record_type=record.rec_type,
+        target_uri=headers.get_header("WARC-Target-URI") or "",
+        status=int(status) if status and status.isdigit() else None,
+        content_type=record.http_headers.get_header("Content-Type"),
+        body=body,
+        oversized=oversized,
+        refers_to_uri=headers.get_header("WARC-Refers-To-Target-URI"),
+        refers_to_date=headers.get_header("WARC-Refers-To-Date"),
+    )
+
+
+def _finish(iterator: ArchiveIterator) -> None:
+    with contextlib.redirect_stderr(io.StringIO()):
+        iterator.read_to_end()
+
+
+def _short(record) -> bool:
+    """True when the block ended before its Content-Length (a truncated record)."""
+    return isinstance(record.raw_stream, LimitReader) and record.raw_stream.limit > 0
+
+
+def _next_sync(fh, start: int, gzipped: bool) -> int | None:
+    """Offset of the next gzip member or ``WARC/1.x`` line at or after *start*."""
+    magic = GZIP_MAGIC if gzipped else WARC_MAGIC
+    skip = 0 if gzipped else 1  # WARC_MAGIC starts with the newline before the line
+    position = max(start - skip, 0)
+    while True:
+        fh.seek(position)
+        block = fh.read(SCAN_BLOCK + len(magic))
+        if len(block) < len(magic):
+            return None
+        found = block.find(magic)
+        if found >= 0:
+            return position + found + skip
+        position += SCAN_BLOCK
