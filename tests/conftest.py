@@ -32,6 +32,19 @@ def nyt_pages() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mirror(tmp_path_factory):
+    """The synthetic NYT mirror (tests/mirror): 1000 articles, HTTP and HTTPS on 127.0.0.1,
+    every response's bytes kept (``mirror.sent_bytes(id)``); ``mirror.site`` is the ground truth."""
+    from mirror import MirrorServer, MirrorSite
+    from onions import MIRROR_ONION_MAP
+
+    site = MirrorSite(articles=1000, onion_map=MIRROR_ONION_MAP, seed=0, edition=0)
+    server = MirrorServer(site, sent_log_dir=tmp_path_factory.mktemp("mirror-sent")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def tor_network(mirror, tmp_path_factory):
     """ONE private Tor network per session (tests/tornet), hosting the mirror's fixed onions
     (``MIRROR_ONION_MAP``) on ports 80 -> mirror HTTP and 443 -> mirror HTTPS."""
