@@ -13,6 +13,10 @@ the WARC writer's dedup) before it is requested:
 - otherwise re-checked with ``If-None-Match`` / ``If-Modified-Since`` from the capture;
   a 304 counts as ``incremental/unchanged``, a 200 as ``incremental/updated``.
 
+A URL passes at most once per run (retries and redirects aside): the spider asks again for
+an article that a front or feed named before a sitemap dated it (``meta["lastmod"]``), and
+that second request only goes out if the first one was skipped.
+
 Robots.txt, fronts, feeds and undated sitemaps are always fetched in full: they are how new
 articles are found.
 """
@@ -44,6 +48,8 @@ class IncrementalMiddleware:
 
     def __init__(self, crawler: Crawler, index: CaptureIndex, recheck_after: timedelta):
         self.crawler, self.index, self.recheck_after = crawler, index, recheck_after
+        self.passed: set[str] = set()
+        self.skipped: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> IncrementalMiddleware:
@@ -65,9 +71,12 @@ class IncrementalMiddleware:
         kind = request.meta.get("page_kind")
         if kind not in CHECKED_KINDS or "incremental" in request.meta:
             return
+        if request.url in self.passed:
+            self.crawler.stats.inc_value(f"incremental/already_requested/{kind}")
+            raise IgnoreRequest("already requested in this run")
         capture = self.index.latest(request.url)
         if capture is None:
-            request.meta["incremental"] = "new"
+            self._pass(request, "new")
             return
         lastmod = _parse_date(request.meta.get("lastmod"))
         if lastmod is not None:
@@ -80,14 +89,20 @@ class IncrementalMiddleware:
                 and (datetime.now(timezone.utc) - captured < self.recheck_after)
             )
         if unchanged:
-            self.crawler.stats.inc_value(f"incremental/skipped/{kind}")
+            if request.url not in self.skipped:
+                self.skipped.add(request.url)
+                self.crawler.stats.inc_value(f"incremental/skipped/{kind}")
             raise IgnoreRequest(f"unchanged since its capture at {capture.capture_time}")
-        request.meta["incremental"] = "recheck"
+        self._pass(request, "recheck")
         if kind in CONDITIONAL_KINDS:
             if capture.etag:
                 request.headers.setdefault(b"If-None-Match", capture.etag)
             if capture.last_modified:
                 request.headers.setdefault(b"If-Modified-Since", capture.last_modified)
+
+    def _pass(self, request: Request, state: str) -> None:
+        request.meta["incremental"] = state
+        self.passed.add(request.url)
 
     def process_response(self, request: Request, response: Response) -> Response:
         state = request.meta.get("incremental")

@@ -163,3 +163,23 @@ def test_disabled_by_setting(index_path: Path) -> None:
     crawler = get_crawler(settings_dict={"INCREMENTAL_ENABLED": False})
     with pytest.raises(NotConfigured):
         IncrementalMiddleware.from_crawler(crawler)
+
+
+def test_a_url_passes_once_per_run_and_a_skipped_one_can_be_redated(
+    middleware: IncrementalMiddleware, index_path: Path
+) -> None:
+    fresh = URL.replace("a.html", "fresh.html")
+    add(index_path, capture(URL, timedelta(hours=1)))
+    # Named undated by a front first: captured an hour ago, so skipped ...
+    with pytest.raises(IgnoreRequest):
+        middleware.process_request(request())
+    # ... then a sitemap dates it after the capture: re-checked.
+    assert middleware.process_request(request(lastmod="2017-01-01")) is None
+    with pytest.raises(IgnoreRequest, match="already requested in this run"):
+        middleware.process_request(request(lastmod="2017-01-02"))
+    # Never captured: the first request goes out, a redated one for it does not.
+    assert middleware.process_request(request(url=fresh)) is None
+    with pytest.raises(IgnoreRequest, match="already requested in this run"):
+        middleware.process_request(request(url=fresh, lastmod="2017-01-01"))
+    assert stats(middleware)["incremental/skipped/article"] == 1
+    assert stats(middleware)["incremental/already_requested/article"] == 2

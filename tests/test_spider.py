@@ -231,3 +231,21 @@ def test_page_requisites_are_off_by_default_and_capped_when_on() -> None:
     assert {r.meta["page_kind"] for r in requests} == {"requisite"}
     # Requisites of a front are not fetched.
     assert list(spider.parse(html(HOME, body))) == []
+
+
+def test_an_article_found_undated_is_asked_again_once_when_a_sitemap_dates_it() -> None:
+    spider = make_spider()
+    start_requests(spider)
+    (first, *_) = spider.parse(html(HOME, FRONT))
+    assert "lastmod" not in first.meta and not first.dont_filter
+    urlset = (
+        b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<url><loc>https://www.nytimes.com/2016/12/10/world/a.html</loc>"
+        b"<lastmod>2016-12-12</lastmod></url></urlset>"
+    )
+    response = sitemap_response(f"https://{WWW}/sitemap.xml", urlset)
+    (again,) = spider.parse_listing(response)
+    assert again.url == first.url and again.dont_filter
+    assert again.meta["lastmod"] == "2016-12-12T00:00:00+00:00"
+    assert list(spider.parse_listing(response)) == []
+    assert stat(spider, "spider/redated/article") == 1

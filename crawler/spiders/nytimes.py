@@ -90,7 +90,10 @@ class NytimesSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         # With JOBDIR, SpiderState restores ``self.state``, so a resumed run remembers.
-        self.discovered: set[str] = getattr(self, "state", {}).setdefault("discovered", set())
+        # canonical URL -> the lastmod it was first dated with (None: found undated)
+        self.discovered: dict[str, str | None] = getattr(self, "state", {}).setdefault(
+            "discovered", {}
+        )
         hosts: list[str] = []
         for url in self.start_url_args:
             canonical = self.policy.canonical(url)
@@ -177,7 +180,8 @@ class NytimesSpider(scrapy.Spider):
             if canonical is None:
                 self._inc("spider/links_skipped")
                 continue
-            if canonical in self.discovered:
+            redate = canonical in self.discovered
+            if redate and (lastmod is None or self.discovered[canonical] is not None):
                 continue
             page_kind = kind or _kind(canonical)
             if page_kind is None:
@@ -187,8 +191,10 @@ class NytimesSpider(scrapy.Spider):
                 if published is not None and published < self.since:
                     self._inc("spider/since_skipped")
                     continue
-            self.discovered.add(canonical)
-            self._inc(f"spider/found/{page_kind}")
+            self.discovered[canonical] = lastmod
+            # Found undated first (a front, a feed), dated now by a sitemap: ask again, so
+            # the incremental middleware can re-check it unless it already let it through.
+            self._inc(f"spider/redated/{page_kind}" if redate else f"spider/found/{page_kind}")
             meta: dict[str, Any] = {"page_kind": page_kind}
             if lastmod:
                 meta["lastmod"] = lastmod
@@ -199,6 +205,7 @@ class NytimesSpider(scrapy.Spider):
                 callback=self._callbacks[page_kind],
                 priority=PRIORITY[page_kind],
                 meta=meta,
+                dont_filter=redate,
             )
 
     @property
