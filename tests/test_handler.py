@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -171,3 +173,164 @@ def test_http_and_https_exchanges_are_recorded_byte_for_byte(tmp_path, proxy):
     assert b"\r\n3\r\nabc\r\n" in raw(exchange_of(crawl, 2), "response")
     assert http_exchange["isolation"] == f"host:{ONION_A}"
     assert tunnel.username == f"host:{ONION_A}".encode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def connects(crawl: dict) -> list[str]:
+    return [target for event, target in crawl["audit"] if event == "socket.connect"]
+
+
+@pytest.mark.slow
+def test_each_socks_reply_raises_its_error_and_circuit_failures_are_signalled(tmp_path, proxy):
+    codes = sorted(socks.REPLY_ERRORS)
+    proxy.replies.update({f"r{code:02x}": code for code in codes})
+    urls = [f"http://r{code:02x}.{ONION_A}/page" for code in codes]
+    crawl = run_crawl(tmp_path, urls, local_settings(proxy))
+    for code, result in zip(codes, crawl["results"], strict=True):
+        expected = socks.REPLY_ERRORS[code]
+        assert result["error"] == expected.__name__, result
+        assert f"0x{code:02X}" in result["message"]
+        assert crawl["stats"][f"tor/errors/{expected.kind}"] == 1
+        exchange = exchange_of(crawl, codes.index(code))
+        assert exchange["request"] == "" and exchange["response"] is None
+        assert expected.__name__ in exchange["error"]
+    circuit = sorted(c for c in codes if issubclass(socks.REPLY_ERRORS[c], socks.CircuitError))
+    signalled = sorted(urls.index(url) for url, _ in crawl["circuit_failed"])
+    assert [codes[i] for i in signalled] == circuit
+
+
+@pytest.mark.slow
+def test_keep_alive_reuses_one_tunnel_until_the_server_closes(tmp_path, proxy):
+    urls = [f"https://www.{ONION_A}/page?{i}" for i in range(4)]
+    crawl = run_crawl(tmp_path, urls, local_settings(proxy, CONCURRENT_REQUESTS=1))
+    assert [r["status"] for r in crawl["results"]] == [200] * 4
+    assert len({body(r).split(b" via ")[1] for r in crawl["results"]}) == 1
+    assert len(proxy.tunnels) == 1
+    fresh = [e for e in crawl["exchanges"] if "connected" in e["timings"]]
+    assert len(fresh) == 1 and fresh[0]["timings"]["tls"] <= 0
+    proxy.tunnels.clear()
+    urls = [f"http://www.{ONION_A}/truncated", f"http://www.{ONION_A}/page"]
+    crawl = run_crawl(tmp_path, urls, local_settings(proxy, CONCURRENT_REQUESTS=1))
+    assert crawl["results"][1]["status"] == 200
+    assert len(proxy.tunnels) == 2, "a connection with a broken response is never reused"
+
+
+@pytest.mark.slow
+def test_timeout_records_the_partial_response(tmp_path, proxy):
+    request = {"url": f"http://www.{ONION_A}/hang?s=8", "meta": {"download_timeout": 1}}
+    crawl = run_crawl(tmp_path, [request], local_settings(proxy))
+    (result,) = crawl["results"]
+    assert result["error"] == "DownloadTimeoutError", result
+    exchange = exchange_of(crawl, 0)
+    assert exchange["truncated"] == "time"
+    assert raw(exchange, "response").endswith(b"\r\n\r\npartial")
+    assert "took longer than 1" in exchange["error"]
+    assert crawl["elapsed"] < 8
+
+
+@pytest.mark.slow
+def test_maxsize_aborts_and_warnsize_warns(tmp_path, proxy):
+    requests = [
+        {"url": f"http://www.{ONION_A}/big?n=5000000", "meta": {"download_maxsize": 1000}},
+        {"url": f"http://www.{ONION_A}/chunked?n=50000", "meta": {"download_maxsize": 1000}},
+        {"url": f"http://www.{ONION_A}/big?n=5000", "meta": {"download_warnsize": 1000}},
+    ]
+    crawl = run_crawl(tmp_path, requests, local_settings(proxy))
+    declared, chunked, warned = crawl["results"]
+    for result, probe in ((declared, 0), (chunked, 1)):
+        assert result["error"] == "DownloadCancelledError", result
+        assert "larger than download max size (1000)" in result["message"]
+        assert exchange_of(crawl, probe)["truncated"] == "length"
+    assert exchange_of(crawl, 0)["response_length"] < 5_000_000
+    assert warned["status"] == 200 and len(body(warned)) == 5000
+    assert "larger than download warn size (1000)" in crawl["log"]
+
+
+@pytest.mark.slow
+def test_connection_lost_mid_body_is_dataloss(tmp_path, proxy):
+    url = f"http://www.{ONION_A}/truncated"
+    requests = [url, {"url": url, "meta": {"download_fail_on_dataloss": False}}]
+    crawl = run_crawl(tmp_path, requests, local_settings(proxy))
+    failed, kept = crawl["results"]
+    assert failed["error"] == "ResponseDataLossError", failed
+    assert kept["status"] == 200 and kept["flags"] == ["dataloss"]
+    assert body(kept) == b"only ten b"
+    for probe in (0, 1):
+        assert exchange_of(crawl, probe)["truncated"] == "disconnect"
+
+
+@pytest.mark.slow
+def test_handler_refuses_hosts_that_are_not_onions(tmp_path, servers, proxy):
+    http = servers[1]
+    urls = [f"http://127.0.0.1:{http.port}/page", "http://example.com/page"]
+    scope_off = {"DOWNLOADER_MIDDLEWARES": {"crawler.tor.middleware.OnionScopeMiddleware": None}}
+    crawl = run_crawl(tmp_path, urls, local_settings(proxy, **scope_off), audit=True)
+    for result in crawl["results"]:
+        assert result["error"] == "NonOnionHostRefused", result
+    assert proxy.tunnels == []
+    assert connects(crawl) == []
+    assert not [e for e in crawl["audit"] if e[0] != "socket.connect"]
+
+
+@pytest.mark.slow
+def test_isolation_labels_are_the_socks_usernames(tmp_path, proxy):
+    requests = [
+        f"http://www.{ONION_A}/page",
+        f"http://static01.{ONION_B}/page",
+        {"url": f"http://www.{ONION_A}/page?g", "meta": {"tor_isolation": "logins"}},
+    ]
+    crawl = run_crawl(tmp_path, requests, local_settings(proxy))
+    labels = [exchange_of(crawl, probe)["isolation"] for probe in range(3)]
+    assert labels == [f"host:{ONION_A}", f"host:{ONION_B}", f"host:{ONION_A}/group:logins"]
+    assert sorted(t.username.decode() for t in proxy.tunnels) == sorted(labels)
+    crawl = run_crawl(
+        tmp_path,
+        [f"http://www.{ONION_A}/page"],
+        local_settings(proxy, TOR_ISOLATION="job", TOR_ISOLATION_JOB="nightly"),
+    )
+    assert exchange_of(crawl, 0)["isolation"] == f"job:nightly/host:{ONION_A}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_without_tor_the_crawl_stops_with_tor_unavailable(tmp_path):
+    port = free_port()
+    settings = {"TOR_SOCKS_URL": f"socks5h://127.0.0.1:{port}", "TOR_UNAVAILABLE_TIMEOUT": 2}
+    crawl = run_crawl(tmp_path, [f"https://www.{ONION_A}/page"], settings, audit=True)
+    assert crawl["reason"] == "tor_unavailable"
+    assert crawl["results"] == [{}], "the request is neither answered nor dropped as failed"
+    assert crawl["stats"]["tor/unavailable/requeued"] >= 1
+    assert "unreachable for 2" in crawl["log"] and "closing the spider" in crawl["log"]
+    assert set(connects(crawl)) == {repr(("127.0.0.1", port))}
+    assert crawl["elapsed"] < 30
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_the_crawl_pauses_until_tor_is_back(tmp_path, servers):
+    port = free_port()
+    late: list[SocksServer] = []
+
+    def start_socks():
+        late.append(SocksServer({80: servers[1].port}, port=port))
+
+    timer = threading.Timer(2.0, start_socks)
+    timer.start()
+    try:
+        settings = {"TOR_SOCKS_URL": f"socks5h://127.0.0.1:{port}", "TOR_UNAVAILABLE_TIMEOUT": 20}
+        urls = [f"http://www.{ONION_A}/page?{i}" for i in range(3)]
+        crawl = run_crawl(tmp_path, urls, settings)
+    finally:
+        timer.cancel()
+        timer.join()
+        for server in late:
+            server.stop()
+    assert crawl["reason"] == "finished"
+    assert [r.get("status") for r in crawl["results"]] == [200] * 3
+    assert crawl["stats"]["tor/unavailable/requeued"] >= 1
+    assert "crawl paused" in crawl["log"] and "crawl resumed" in crawl["log"]

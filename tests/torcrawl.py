@@ -9,7 +9,7 @@ CONFIG: ``{"settings": {...}, "requests": [{"url": ..., "meta": {...}}], "output
 (else Scrapy's defaults plus the Tor add-on). With ``audit`` every ``socket.connect`` /
 name lookup of this process is recorded (after the loopback guard allowed it) and dumped.
 OUTPUT gets ``{"results": [...], "exchanges": [...], "stats": {...}, "reason": ...,
-"audit": [...]}``; each result is in request order.
+"circuit_failed": [[url, error class]], "audit": [...]}``; each result is in request order.
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ def main(config_path: str) -> None:
     from scrapy.settings import Settings
     from scrapy.utils.project import get_project_settings
 
+    from crawler.tor.signals import circuit_failed
     from crawler.warc.exchange import exchange_recorded
 
     results: list[dict] = [{} for _ in config["requests"]]
     exchanges: list[dict] = []
-    outcome: dict = {}
+    outcome: dict = {"circuit_failed": []}
 
     class ProbeSpider(scrapy.Spider):
         name = "probe"
@@ -58,6 +59,7 @@ def main(config_path: str) -> None:
             spider = super().from_crawler(crawler, *args, **kwargs)
             crawler.signals.connect(spider.exchange_recorded, signal=exchange_recorded)
             crawler.signals.connect(spider.closed_with, signal=scrapy.signals.spider_closed)
+            crawler.signals.connect(spider.circuit_failed, signal=circuit_failed)
             return spider
 
         async def start(self):
@@ -111,6 +113,9 @@ def main(config_path: str) -> None:
                     "timings": exchange.timings,
                 }
             )
+
+        def circuit_failed(self, request, error):
+            outcome["circuit_failed"].append([request.url, type(error).__name__])
 
         def closed_with(self, reason):
             outcome["reason"] = reason
