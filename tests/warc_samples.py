@@ -10,6 +10,7 @@ import base64
 import gzip
 import hashlib
 import io
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -161,3 +162,30 @@ def read_records(path: Path) -> list[tuple[dict[str, str], bytes]]:
 
 def warc_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.warc.gz"))
+
+
+def assert_valid_warc(path: Path) -> int:
+    """Check ``path`` record by record with warcio (each a gzip member, block digests right,
+    warcinfo first); return the number of records."""
+    records = read_records(path)
+    assert records, f"{path} has no record"
+    assert records[0][0]["WARC-Type"] == "warcinfo"
+    for headers, block in records:
+        algorithm = headers["WARC-Block-Digest"].split(":")[0]
+        assert headers["WARC-Block-Digest"] == digest(block, algorithm), headers
+        assert int(headers["Content-Length"]) == len(block)
+    assert gzip_members(path) == len(records), "one gzip member per record"
+    return len(records)
+
+
+def gzip_members(path: Path) -> int:
+    """The number of gzip members in ``path`` (raises ``zlib.error`` on a damaged one)."""
+    data = path.read_bytes()
+    members = 0
+    while data:
+        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        decompressor.decompress(data)
+        assert decompressor.eof, "incomplete gzip member"
+        data = decompressor.unused_data
+        members += 1
+    return members
