@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SCRAPY := $(VENV)/bin/scrapy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := tor
+SYSTEM_PACKAGES := tor chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages demo test test-quick lint crawl torcheck bench clean
@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 # The main job, offline: a private Tor network on loopback serving the local mirror as a
 # v3 onion service, crawled through Tor into warc_output/, then extracted.
 demo: setup
-	$(PY) -m crawler.demo
+	PYTHONPATH=tests $(PY) tests/demo.py
 
 # The whole test suite, real tor processes included (about ten minutes on 2 cores).
 test: setup
