@@ -50,9 +50,10 @@ class RetryPolicyMiddleware(RetryMiddleware):
     """Scrapy's retries with backoff, ``Retry-After`` and a total cap per URL.
 
     Settings: ``RETRY_TOTAL_MAX`` (retries of one URL in all, any cause),
-    ``RETRY_BACKOFF_BASE`` / ``RETRY_BACKOFF_MAX`` (seconds; the n-th retry waits
-    ``base * 2**(n-1)``, at most max) and ``RETRY_AFTER_MAX`` (a longer ``Retry-After``
-    makes the URL give up instead of waiting).
+    ``RETRY_BACKOFF_BASE`` for HTTP errors and ``RETRY_CIRCUIT_BACKOFF_BASE`` for transport
+    errors (``RETRY_EXCEPTIONS``: Tor circuit failures, timeouts), both capped by
+    ``RETRY_BACKOFF_MAX`` (seconds; the n-th retry waits ``base * 2**(n-1)``), and
+    ``RETRY_AFTER_MAX`` (a longer ``Retry-After`` makes the URL give up instead of waiting).
     """
 
     def __init__(self, crawler: Crawler):
@@ -61,6 +62,7 @@ class RetryPolicyMiddleware(RetryMiddleware):
         settings = crawler.settings
         self.total_max = settings.getint("RETRY_TOTAL_MAX")
         self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE")
+        self.circuit_backoff_base = settings.getfloat("RETRY_CIRCUIT_BACKOFF_BASE")
         self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX")
         self.retry_after_max = settings.getfloat("RETRY_AFTER_MAX")
         self.host_not_before: dict[str, float] = {}
@@ -105,11 +107,18 @@ class RetryPolicyMiddleware(RetryMiddleware):
             )
             self.crawler.stats.inc_value("retry/retry_after_honoured")
         else:
-            retry.meta["retry_not_before"] = time.time() + self._backoff(retry)
+            retry.meta["retry_not_before"] = time.time() + self._backoff(retry, self.backoff_base)
         return retry
 
-    def _backoff(self, retry: Request) -> float:
-        return min(self.backoff_max, self.backoff_base * 2 ** (retry.meta["retry_times"] - 1))
+    def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        retry = super().process_exception(request, exception)
+        if isinstance(retry, Request):
+            backoff = self._backoff(retry, self.circuit_backoff_base)
+            retry.meta["retry_not_before"] = time.time() + backoff
+        return retry
+
+    def _backoff(self, retry: Request, base: float) -> float:
+        return min(self.backoff_max, base * 2 ** (retry.meta["retry_times"] - 1))
 
 
 def _retry_after(response: Response) -> float | None:

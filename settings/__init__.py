@@ -64,6 +64,10 @@ WARC_OPERATOR_HOSTNAME = False
 # spider middleware.
 ADDONS = {"crawler.tor.addon.TorAddon": 0, "crawler.warc.addon.WarcAddon": 10}
 
+# --- Extraction (scrapy extract) -------------------------------------------------------------
+# HTML payloads larger than this (bytes, after content decoding) are skipped as "too-large".
+EXTRACT_MAX_HTML_BYTES = 20_000_000
+
 # --- Crawling --------------------------------------------------------------------------------
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 16
@@ -77,6 +81,8 @@ RETRY_TIMES = 3
 RETRY_TOTAL_MAX = 5
 # Backoff before the n-th HTTP retry: RETRY_BACKOFF_BASE * 2**(n-1) s, at most RETRY_BACKOFF_MAX.
 RETRY_BACKOFF_BASE = 2.0
+# The same for Tor circuit failures and timeouts (RETRY_EXCEPTIONS); circuits rebuild fast.
+RETRY_CIRCUIT_BACKOFF_BASE = 1.0
 RETRY_BACKOFF_MAX = 120.0
 # A 429/503 Retry-After makes the whole host wait; a longer one gives the URL up (seconds).
 RETRY_AFTER_MAX = 600.0

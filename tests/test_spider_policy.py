@@ -24,6 +24,8 @@ SETTINGS = {
     "RETRY_TIMES": 3,
     "RETRY_TOTAL_MAX": 4,
     "RETRY_BACKOFF_BASE": 2.0,
+    "RETRY_CIRCUIT_BACKOFF_BASE": 0.5,
+    "RETRY_EXCEPTIONS": ["crawler.tor.socks.CircuitError"],
     "RETRY_BACKOFF_MAX": 5.0,
     "RETRY_AFTER_MAX": 600.0,
     "SPIDER_EXCLUDE": [r"/video/"],
@@ -126,3 +128,17 @@ def test_total_retries_per_url_are_capped_whatever_retried_it(waits: list[float]
         run(middleware.process_request(request))
     assert crawler.stats.get_value("retry/total_cap_reached") == 1
     run(middleware.process_request(Request(URL, meta={"retry_times": 4})))
+
+
+def test_circuit_failures_back_off_on_their_own_scale(waits: list[float]) -> None:
+    from crawler.tor.socks import OnionRendezvousFailed
+
+    middleware = RetryPolicyMiddleware.from_crawler(crawler_for())
+    request = Request(URL)
+    for _ in range(3):
+        request = middleware.process_exception(request, OnionRendezvousFailed())
+        assert isinstance(request, Request)
+        run(middleware.process_request(request))
+    assert [round(w, 1) for w in waits] == [0.5, 1.0, 2.0]
+    assert middleware.process_exception(request, OnionRendezvousFailed()) is None
+    assert middleware.process_exception(Request(URL), ValueError("not a Tor error")) is None
