@@ -527,6 +527,9 @@ class TorDownloadHandler(BaseDownloadHandler):
                     return self._stopped(state, connection, head, headers, body, stop)
             elif isinstance(event, h11.EndOfMessage):
                 break
+            elif isinstance(event, h11.ConnectionClosed):
+                closed = h11.RemoteProtocolError("connection closed before the response ended")
+                return self._broken_response(state, connection, head, headers, body, closed, reused)
         exchange.timings["done"] = time.monotonic() - sent_at
         self._release(connection, exchange)
         return self._response(state, connection, head, headers, body)

@@ -268,7 +268,7 @@ class Socks5ClientProtocol(Protocol):
         self.port = port
         self.credentials = credentials
         self.application = application
-        self.tunnel_ready: Deferred[Socks5ClientProtocol] = Deferred()
+        self.tunnel_ready: Deferred[Socks5ClientProtocol] = Deferred(self._cancel)
         self._buffer = b""
         self._state = "greeting"
 
@@ -334,6 +334,11 @@ class Socks5ClientProtocol(Protocol):
         self._state = "failed"
         self.transport.loseConnection()
         self.tunnel_ready.errback(Failure(exc))
+
+    def _cancel(self, _: Deferred) -> None:
+        self._state = "cancelled"
+        if self.transport is not None:
+            self.transport.abortConnection()
 
     def handshakeCompleted(self) -> None:
         listener = getattr(self.application, "handshakeCompleted", None)
