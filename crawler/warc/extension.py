@@ -163,9 +163,7 @@ class WarcWriterExtension:
             self._fail(exc)
             return
         request.meta["warc_record_id"] = record_id
-        self._last_write = time.monotonic()
-        self.stats.inc_value("warc/records", 2)
-        self.stats.inc_value("warc/bytes", capture.bytes_written)
+        self._written()
         if capture.record_type == "revisit":
             self.stats.inc_value("warc/revisits")
         if exchange.truncated:
@@ -213,13 +211,16 @@ class WarcWriterExtension:
         else:
             fields += [("outlink", url) for url in outlinks]
         try:
-            size = self.writer.write_metadata(pending.capture, fields)
+            self.writer.write_metadata(pending.capture, fields)
         except WarcWriteError as exc:
             self._fail(exc)
             return
+        self._written()
+
+    def _written(self) -> None:
         self._last_write = time.monotonic()
-        self.stats.inc_value("warc/records")
-        self.stats.inc_value("warc/bytes", size)
+        self.stats.set_value("warc/records", self.writer.files.records_written)
+        self.stats.set_value("warc/bytes", self.writer.files.bytes_written)
 
     def _tick(self) -> None:
         now = time.monotonic()

@@ -33,6 +33,10 @@ WRITE_BUFFER = 1024 * 1024
 COMPRESSION_LEVEL = 6
 
 
+#: (offset, compressed length) of each record written.
+Spans = list[tuple[int, int]]
+
+
 class WarcWriteError(OSError):
     """Records could not be written (typically ENOSPC); the file holds only whole records."""
 
@@ -114,7 +118,7 @@ class WarcFile:
     def size(self) -> int:
         return self._out.position
 
-    def write(self, records: Sequence[ArcWarcRecord]) -> list[tuple[int, int]]:
+    def write(self, records: Sequence[ArcWarcRecord]) -> Spans:
         """Append ``records`` whole: (offset, compressed length) of each.
 
         :raises WarcWriteError: if a write fails; the file then ends where ``records`` began
@@ -257,7 +261,8 @@ class WarcFiles:
         self._on_finished = on_finished
         self._serial = 0
         self.current: WarcFile | None = None
-        self.files_opened = 0
+        self.records_written = 0
+        self.bytes_written = 0
 
     def repair_leftovers(self) -> list[Path]:
         """Repair and finish every ``{prefix}-*.warc.gz.open`` left in the directory."""
@@ -270,7 +275,7 @@ class WarcFiles:
                 finished.append(path)
         return finished
 
-    def write(self, records: Sequence[ArcWarcRecord]) -> tuple[str, list[tuple[int, int]]]:
+    def write(self, records: Sequence[ArcWarcRecord]) -> tuple[str, Spans]:
         """Write ``records`` together into the current file (opened if needed).
 
         Returns the final file name and the (offset, length) of each record. The file is
@@ -279,7 +284,7 @@ class WarcFiles:
         :raises WarcWriteError: if writing failed (see :meth:`WarcFile.write`).
         """
         warc_file = self.current or self._open()
-        spans = warc_file.write(records)
+        spans = self._write(warc_file, records)
         if warc_file.size >= self.max_size:
             self.close()
         return warc_file.final_path.name, spans
@@ -302,6 +307,13 @@ class WarcFiles:
         self._serial += 1
         warc_file = WarcFile(self.directory / name, self.file_mode)
         self.current = warc_file
-        self.files_opened += 1
-        warc_file.write([self._warcinfo(name)])
+        self._write(warc_file, [self._warcinfo(name)])
         return warc_file
+
+    def _write(
+        self, warc_file: WarcFile, records: Sequence[ArcWarcRecord]
+    ) -> list[tuple[int, int]]:
+        spans = warc_file.write(records)
+        self.records_written += len(spans)
+        self.bytes_written += sum(length for _, length in spans)
+        return spans

@@ -109,7 +109,10 @@ class CaptureWriter:
                 "WARC-Concurrent-To": record_id,
             },
         )
-        filename, spans = self.files.write([response, request])
+        try:
+            filename, spans = self.files.write([response, request])
+        finally:
+            exchange.response.seek(0)  # as received: other receivers may read it too
         written = WrittenCapture(
             record_id=record_id,
             url=exchange.url,
