@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import codecs
 import re
+import zlib
+from typing import BinaryIO
+
+import brotli
 
 PRESCAN_BYTES = 4096
+READ_BLOCK = 1 << 16
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
@@ -66,3 +71,56 @@ def decode_html(body: bytes, content_type: str | None) -> str:
         if codec == "utf-8":
             raise DecodeError("invalid-utf-8", str(exc)) from None
         return body.decode(codec, errors="replace")
+
+
+def read_payload(stream: BinaryIO, content_encoding: str | None, limit: int) -> bytes | None:
+    """The payload of *stream* with its ``Content-Encoding`` (gzip, deflate, br, or a list
+    of them) undone, read block by block; None when it decodes to more than *limit* bytes.
+
+    :raises DecodeError: ``bad-content-encoding`` for data that does not decode;
+        ``unsupported-content-encoding`` for an encoding other than those.
+    """
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    for coding in codings:
+        if coding not in ("gzip", "x-gzip", "deflate", "br"):
+            raise DecodeError("unsupported-content-encoding", f"Content-Encoding {coding!r}")
+    if not codings:
+        data = stream.read(limit + 1)
+        return None if len(data) > limit else data
+    data = stream.read(limit + 1)  # encoded data is no larger than what it decodes to
+    if len(data) > limit:
+        return None
+    for coding in reversed(codings):
+        data = _undo(coding, data, limit)
+        if data is None:
+            return None
+    return data
+
+
+def _undo(coding: str, data: bytes, limit: int) -> bytes | None:
+    out = bytearray()
+    try:
+        if coding == "br":
+            decompressor = brotli.Decompressor()
+            for start in range(0, len(data), READ_BLOCK):
+                out += decompressor.process(data[start : start + READ_BLOCK])
+                if len(out) > limit:
+                    return None
+            if not decompressor.is_finished():
+                raise DecodeError("bad-content-encoding", "truncated brotli stream")
+            return bytes(out)
+        # gzip: header auto-detected; deflate: zlib-wrapped, or raw as some servers send it
+        wbits = 47 if coding in ("gzip", "x-gzip") else (15 if data[:1] == b"\x78" else -15)
+        inflater = zlib.decompressobj(wbits)
+        pending = data
+        while pending:
+            out += inflater.decompress(pending, limit + 1 - len(out))
+            if len(out) > limit:
+                return None
+            pending = inflater.unconsumed_tail
+        if not inflater.eof:
+            raise DecodeError("bad-content-encoding", f"truncated {coding} stream")
+        return bytes(out)
+    except (zlib.error, brotli.error) as exc:
+        raise DecodeError("bad-content-encoding", f"{coding}: {exc}") from None

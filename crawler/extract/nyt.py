@@ -89,6 +89,7 @@ CREDIT_PREFIX = re.compile(r"^(\s*credit(\.\.\.|…|:)?\s*)+", re.I)
 CREDIT_IN_CAPTION = re.compile(r"\s*Credit(?:\.\.\.|…)\s*")
 # Site-wide placeholder images (logos, icons) that are no article's image.
 DEFAULT_IMAGE = re.compile(r"/icons/|defaultPromoCrop|/vi-assets/images/share/|t_logo_")
+DATED_PATH = re.compile(r"^https?://[^/]+/(\d{4}/\d{2}/\d{2}|interactive)/")
 NYT_HOST = re.compile(r"(^|\.)(nytimes\.com|nyt\.com)$")
 
 
@@ -109,6 +110,8 @@ def parse(page: Page) -> Article | None:
     interactive = "/interactive/" in page.url
     paragraphs, links, body = _live_posts(page, article_ld) if live else _body(page)
     if body is None and not live and not interactive:
+        if not _claims_article(page, article_ld):
+            raise NotAnArticle("not-article")
         return None
     if not paragraphs and not interactive:
         raise NotAnArticle("empty-article")
@@ -137,6 +140,16 @@ def _article_ld(page: Page) -> dict | None:
         if ld_types(obj) & ARTICLE_TYPES:
             return obj
     return None
+
+
+def _claims_article(page: Page, article_ld: dict | None) -> bool:
+    """The page says it is an article (structured data, meta, or a dated article path)."""
+    return (
+        article_ld is not None
+        or page.meta.get("og:type", "").lower() == "article"
+        or page.meta.get("PT", "").lower() in ("article", "blogs")
+        or bool(DATED_PATH.search(page.url))
+    )
 
 
 def _is_listing(page: Page) -> bool:

@@ -4,12 +4,14 @@
 an HTTP message, reading one record at a time (never a whole file or an oversized payload
 into memory). Damage is counted in the caller's ``Counter`` and reading goes on:
 
-- a record whose block is shorter or longer than its ``Content-Length`` is dropped
+- a record whose block ends before its ``Content-Length`` (a cut file, a length too large)
+  is dropped (``damaged:truncated``), one followed by stray bytes (a length too small) too
   (``damaged:content-length``);
 - a corrupt or truncated gzip member, or a record that does not parse, is dropped and
   reading resynchronises at the next gzip member (``.warc.gz``) or the next ``WARC/1.x``
   line (``.warc``) after it (``damaged:gzip``, ``damaged:record``);
-- a payload whose ``Content-Encoding`` cannot be decoded is dropped (``bad-content-encoding``).
+- a payload whose ``Content-Encoding`` cannot be decoded is dropped (``bad-content-encoding``,
+  ``unsupported-content-encoding``).
 
 :raises UnreadableInput: for a file that holds no WARC record at all (not a WARC) or that
     cannot be opened; the caller reports it and exits non-zero.
@@ -25,10 +27,12 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from warcio.archiveiterator import ArchiveIterator
+from warcio.archiveiterator import ArchiveIterator, WARCIterator
+from warcio.bufferedreaders import ChunkedDataReader
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.limitreader import LimitReader
 
+from crawler.extract.decode import DecodeError, read_payload
 from crawler.extract.record import Provenance
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -37,12 +41,6 @@ SCAN_BLOCK = 1 << 20
 # A corrupt file could make every byte look like a sync point; stop after this many.
 MAX_RESYNCS = 10_000
 _STREAM_ERRORS = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError, IndexError)
-try:  # brotli errors, when warcio decodes br bodies
-    import brotli
-
-    _STREAM_ERRORS += (brotli.error,)
-except (ImportError, AttributeError):  # pragma: no cover - brotli is a dependency
-    pass
 
 
 class UnreadableInput(Exception):
@@ -83,16 +81,17 @@ def read_captures(
         name = os.path.basename(path)
         position: int | None = start
         parsed_any = False
+        in_damage = False  # failed again before any record since the last resync
         resyncs = 0
         while position is not None:
             fh.seek(position)
-            iterator = ArchiveIterator(fh, no_record_parse=False)
+            iterator = WARCIterator(fh, no_record_parse=False)
             offset = position
             try:
                 for record in _quietly(iterator):
                     offset = iterator.offset
                     capture = _capture(record, iterator, name, offset, stats, max_body)
-                    parsed_any = True
+                    parsed_any, in_damage = True, False
                     if capture is not None:
                         yield capture
                 position = None
@@ -100,7 +99,9 @@ def read_captures(
                 position = _next_sync(fh, offset + 1, gzipped)
                 if position is None and not parsed_any:
                     raise UnreadableInput(f"{path}: not a WARC file ({exc})") from None
-                stats["damaged:gzip" if gzipped else "damaged:record"] += 1
+                if not in_damage:  # one damaged stretch counts once, however many probes
+                    stats["damaged:gzip" if gzipped else "damaged:record"] += 1
+                in_damage = True
                 resyncs += 1
                 if resyncs > MAX_RESYNCS:
                     stats["damaged:unrecoverable"] += 1
@@ -132,18 +133,25 @@ def _capture(
     body: bytes | None = None
     oversized = False
     if record.rec_type == "response":
+        stream = record.raw_stream
+        if record.http_headers.get_header("Transfer-Encoding", "").lower() == "chunked":
+            stream = ChunkedDataReader(stream)
         try:
-            body = record.content_stream().read(max_body + 1)
-        except _STREAM_ERRORS:
-            if not isinstance(record.raw_stream, LimitReader) or record.raw_stream.limit > 0:
-                raise  # the stream itself broke: resynchronise
-            stats["bad-content-encoding"] += 1
+            body = read_payload(
+                stream, record.http_headers.get_header("Content-Encoding"), max_body
+            )
+        except DecodeError as exc:
             _finish(iterator)
-            return None
-        if len(body) > max_body:
-            body, oversized = None, True
+            if not _short(record):
+                stats[exc.reason] += 1
+                return None
+            body = None  # the record itself is cut short: counted as damaged below
+        oversized = body is None
     _finish(iterator)
-    if iterator.err_count != errors_before or _short(record):
+    if _short(record):
+        stats["damaged:truncated"] += 1
+        return None
+    if iterator.err_count != errors_before:
         stats["damaged:content-length"] += 1
         return None
     status = record.http_headers.get_statuscode()
