@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -334,3 +335,140 @@ def test_the_crawl_pauses_until_tor_is_back(tmp_path, servers):
     assert [r.get("status") for r in crawl["results"]] == [200] * 3
     assert crawl["stats"]["tor/unavailable/requeued"] >= 1
     assert "crawl paused" in crawl["log"] and "crawl resumed" in crawl["log"]
+
+
+# --- through the private Tor network to the mirror --------------------------------------------
+
+
+def tor_settings(tor_network, **extra) -> dict:
+    return {"TOR_SOCKS_URL": tor_network.socks_url, "RETRY_ENABLED": False, **extra}
+
+
+def mirror_exchange_id(result: dict) -> str:
+    return result["headers"]["X-Mirror-Exchange"][0]
+
+
+def unknown_onion() -> str:
+    """A valid v3 address (a real ed25519 key) that no service publishes."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from crawler.tor.onion import onion_address_from_public_key
+
+    public = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    return onion_address_from_public_key(public)
+
+
+@pytest.mark.tor
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_mirror_exchanges_through_tor_are_the_bytes_the_mirror_sent(
+    tmp_path, onion_mirror, tor_network
+):
+    site = onion_mirror.site
+    urls = [
+        f"http://{site.www_host}/_test/odd-headers",
+        site.onion_url(site.article_path(3)),
+        f"https://{site.www_host}/_test/chunked?encoding=gzip",
+        f"http://{site.www_host}/_test/cookies",
+    ]
+    crawl = run_crawl(tmp_path, urls, tor_settings(tor_network))
+    for probe, result in enumerate(crawl["results"]):
+        assert result.get("status") == 200, result
+        exchange = exchange_of(crawl, probe)
+        exchange_id = mirror_exchange_id(result)
+        assert raw(exchange, "response") == onion_mirror.sent_bytes(exchange_id)
+        assert raw(exchange, "request") == onion_mirror.received_bytes(exchange_id)
+        assert exchange["error"] is None and exchange["truncated"] is None
+    assert crawl["results"][1]["certificate"]
+    assert exchange_of(crawl, 2)["chunked"]
+    assert site.headline(3).encode() in body(crawl["results"][1])
+
+
+@pytest.mark.tor
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_keep_alive_through_tor(tmp_path, onion_mirror, tor_network):
+    urls = [f"https://{onion_mirror.site.www_host}/_test/ok?{i}" for i in range(5)]
+    crawl = run_crawl(tmp_path, urls, tor_settings(tor_network, CONCURRENT_REQUESTS=1))
+    assert [r.get("status") for r in crawl["results"]] == [200] * 5
+    fresh = [e for e in crawl["exchanges"] if "connected" in e["timings"]]
+    assert len(fresh) == 1, "one Tor stream (and TLS session) for the five requests"
+
+
+@pytest.mark.tor
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_tor_failures_are_mapped(tmp_path, onion_mirror, tor_network):
+    www = onion_mirror.site.www_host
+    bad_checksum = www[:-8] + ("a" if www[-7] != "a" else "b") + ".onion"
+    requests = [
+        f"http://{unknown_onion()}/",
+        f"http://{www}:8080/",
+        f"http://{bad_checksum}/",
+        {"url": f"http://{www}/_test/slow?delay=10", "meta": {"download_timeout": 2}},
+        {"url": f"http://{www}/_test/big?size=4000000", "meta": {"download_maxsize": 100000}},
+    ]
+    settings = tor_settings(
+        tor_network, DOWNLOADER_MIDDLEWARES={"crawler.tor.middleware.OnionScopeMiddleware": None}
+    )
+    crawl = run_crawl(tmp_path, requests, settings)
+    errors = [r.get("error") for r in crawl["results"]]
+    assert errors == [
+        "OnionDescriptorNotFound",
+        "ConnectionRefusedByService",
+        "NonOnionHostRefused",
+        "DownloadTimeoutError",
+        "DownloadCancelledError",
+    ], crawl["results"]
+    assert crawl["circuit_failed"] == [[requests[0], "OnionDescriptorNotFound"]]
+    assert exchange_of(crawl, 4)["truncated"] == "length"
+    assert crawl["stats"]["tor/errors/onion_descriptor_not_found"] == 1
+
+
+@pytest.mark.tor
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_isolation_puts_hosts_on_different_circuits(tmp_path, onion_mirror, tor_network):
+    from stem.control import Controller
+
+    site = onion_mirror.site
+    requests = [
+        f"http://{site.www_host}/_test/ok",
+        f"http://{site.static_host}{site.image_path(0)}",
+        {"url": f"http://{site.www_host}/_test/ok?g", "meta": {"tor_isolation": "g"}},
+    ]
+    crawl = run_crawl(tmp_path, requests, tor_settings(tor_network))
+    assert all("error" not in r for r in crawl["results"]), crawl["results"]
+    labels = {exchange_of(crawl, probe)["isolation"] for probe in range(3)}
+    assert len(labels) == 3
+    with Controller.from_port(address="127.0.0.1", port=tor_network.control_port) as control:
+        control.authenticate()
+        circuits = {}
+        for circuit in control.get_circuits():
+            if circuit.socks_username in labels:
+                circuits.setdefault(circuit.socks_username, set()).add(circuit.id)
+    assert set(circuits) == labels
+    everything = [cid for ids in circuits.values() for cid in ids]
+    assert len(everything) == len(set(everything)), "no circuit carries two identities"
+
+
+@pytest.mark.tor
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sixteen_slow_requests_run_concurrently(tmp_path, onion_mirror, tor_network):
+    urls = [f"https://{onion_mirror.site.www_host}/_test/slow?delay=1&n={i}" for i in range(16)]
+    settings = tor_settings(tor_network, CONCURRENT_REQUESTS=16, CONCURRENT_REQUESTS_PER_DOMAIN=16)
+    crawl = run_crawl(tmp_path, urls, settings)
+    assert [r.get("status") for r in crawl["results"]] == [200] * 16
+    spans = []
+    for exchange in crawl["exchanges"]:
+        started = datetime.fromisoformat(exchange["started"]).timestamp()
+        assert exchange["timings"]["done"] >= 1.0, "the mirror waited 1 s"
+        spans.append((started, started + exchange["timings"]["done"]))
+    wall = max(end for _, end in spans) - min(start for start, _ in spans)
+    assert wall < 6, f"16 requests of 1 s took {wall:.1f} s: not concurrent"
