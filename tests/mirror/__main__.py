@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--https-port", type=int, default=0)
     parser.add_argument("--sent-log-dir", default=None)
     args = parser.parse_args(argv)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     site = MirrorSite(
         articles=args.articles,
         seed=args.seed,
@@ -56,8 +58,6 @@ def main(argv: list[str] | None = None) -> None:
     for path in ("/", "/robots.txt", "/sitemaps/sitemap.xml", first):
         print(f"url         {site.onion_url(path)}")
     print(f"try: curl -H 'Host: {site.www_host}' {server.origin('http')}/robots.txt", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         while not stopped.wait(1.0):
             pass

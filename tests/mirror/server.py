@@ -18,6 +18,7 @@ import selectors
 import socket
 import ssl
 import threading
+import traceback
 from pathlib import Path
 from typing import BinaryIO
 
@@ -196,6 +197,9 @@ class MirrorServer:
             reply = self.app.respond(request)
         except BadRequest as error:
             request, reply = None, simple(error.status, f"{error}\n".encode(), close=True)
+        except Exception:  # a bug in the mirror: say so loudly, answer 500, keep serving
+            traceback.print_exc()
+            request, reply = None, simple(500, b"mirror error, see its stderr\n", close=True)
         exchange_id = f"{next(self._ids):08d}"
         self._log(exchange_id, "request", received + reader.buffer if request is None else received)
         return self._send(connection, exchange_id, request, reply)

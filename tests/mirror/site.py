@@ -325,20 +325,18 @@ class MirrorSite:
             "topic": rng.choice(words.TOPICS),
         }
 
-        def sentence(r: random.Random) -> str:
-            return r.choice(words.SENTENCES).format(number=r.randrange(2, 90), **fill)
+        def sentences(r: random.Random, count: int) -> str:
+            chosen = r.sample(words.SENTENCES, count)
+            return " ".join(s.format(number=r.randrange(2, 90), **fill) for s in chosen)
 
-        description = sentence(rng)
+        description = sentences(rng, 1)
         caption = rng.choice(words.CAPTIONS).format(place=place)
         credit = rng.choice(words.PHOTOGRAPHERS) + " for The New York Times"
         bio = f"{authors[0]} " + rng.choice(words.BIO_ROLES).format(place=place) + "."
-        paragraphs = [
-            " ".join(sentence(rng) for _ in range(rng.randrange(2, 5)))
-            for _ in range(rng.randrange(5, 13))
-        ]
+        paragraphs = [sentences(rng, rng.randrange(2, 5)) for _ in range(rng.randrange(5, 13))]
         if revision:
             revised = _rng(self.seed, index, "revision", revision)
-            paragraphs[0] = " ".join(sentence(revised) for _ in range(3))
+            paragraphs[0] = sentences(revised, 3)
             paragraphs.append(
                 f"This article was updated in edition {revision} with new details from {place}."
             )
@@ -380,7 +378,7 @@ class MirrorSite:
             link = Link(self.clearnet_url(self.article_path(target)), anchor, rng.random() < 0.2)
         else:
             url, _ = rng.choice(words.EXTERNAL_LINKS)
-            slug = _slugify(self.headline(index))[:40]
+            slug = _slugify(self.headline(index))[:40].rstrip("-")
             link = Link(url.format(handle=slug.split("-")[1], slug=slug), anchor)
         return tuple(run for run in (before + " " if before else "", link, after) if run)
 

@@ -11,10 +11,10 @@ PLACES = (
 )  # fmt: skip
 
 SUBJECTS = (
-    "City Council", "Harbor Workers", "Regional Bank", "Rail Union", "Farmers",
-    "Museum Curators", "Water Authority", "Local Schools", "Tech Start-Up", "Ferry Operators",
-    "Coastal Villages", "Night Nurses", "Chess Federation", "Orchestra", "Bakers' Guild",
-    "Bridge Engineers", "Weather Service", "Library Board", "Cycling Club", "Fishing Fleet",
+    "City Council", "Harbor Authority", "Regional Bank", "Rail Union", "Farmers' Cooperative",
+    "Museum", "Water Board", "School District", "Tech Start-Up", "Ferry Company",
+    "Coastal Village", "Hospital", "Chess Federation", "Orchestra", "Bakers' Guild",
+    "Bridge Commission", "Weather Service", "Library Board", "Cycling Club", "Fishing Fleet",
 )  # fmt: skip
 
 VERBS = (
