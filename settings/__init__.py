@@ -19,6 +19,11 @@ TOR_CONTROL_PASSWORD = None
 # Launch a private tor (data directory TOR_LAUNCH_DIR) when none answers on the control port.
 TOR_LAUNCH = False
 TOR_LAUNCH_DIR = ".tor"
+# Extra torrc options for the launched tor: {"Option": "value" or ["value", ...]} (JSON on
+# the command line), e.g. Bridge/UseBridges, or DirAuthority lines of a private network.
+TOR_LAUNCH_CONFIG = {}
+# Seconds to wait for any answer on the control port before failing with a clear error.
+TOR_CONTROL_TIMEOUT = 10
 # How long to wait at start for Tor to bootstrap before giving up (seconds).
 TOR_BOOTSTRAP_TIMEOUT = 120
 # Circuit isolation: "host" gives each onion host its own SOCKS credentials (so its own

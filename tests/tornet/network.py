@@ -172,6 +172,12 @@ class TorNetwork:
         return self.client_data_dir / "control_auth_cookie"
 
     @property
+    def dir_authorities(self) -> list[str]:
+        """The network's ``DirAuthority`` values: a tor given these (and ``TestingTorNetwork
+        1``) bootstraps from this network."""
+        return [line.removeprefix("DirAuthority ") for line in self._dir_authority_lines]
+
+    @property
     def socks_url(self) -> str:
         return f"socks5h://127.0.0.1:{self.socks_port}"
 
