@@ -114,7 +114,22 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.policy.RetryPolicyMiddleware": 550,
     "crawler.incremental.IncrementalMiddleware": 580,
 }
-EXTENSIONS = {"crawler.report.CrawlReport": 500}
+EXTENSIONS = {
+    "crawler.report.CrawlReport": 500,
+    "scrapy.extensions.periodic_log.PeriodicLog": 0,
+}
+# Progress every LOGSTATS_INTERVAL seconds (60 by default): Scrapy's LogStats line (pages/min)
+# and, from PeriodicLog, the errors of that interval by kind (Tor errors, download exceptions,
+# HTTP statuses, retries) and WARC records written.
+PERIODIC_LOG_DELTA = {
+    "include": [
+        "tor/errors/",
+        "downloader/exception_type_count/",
+        "downloader/response_status_count/",
+        "retry/",
+        "warc/records",
+    ]
+}
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 USER_AGENT = "onion-archiver (+https://github.com/onion-archiver)"
