@@ -459,6 +459,23 @@ def test_sent_and_received_bytes_are_exact(mirror):
         mirror.sent_bytes("99999999", timeout=0.1)
 
 
+def test_serves_on_ipv6_loopback():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this Python")
+    site = MirrorSite(articles=10, onion_map=MIRROR_ONION_MAP)
+    try:
+        server = MirrorServer(site, host="::1", https_port=None).start()
+    except OSError as error:
+        pytest.skip(f"::1 cannot be bound here: {error}")
+    try:
+        with socket.create_connection(("::1", server.http_port), timeout=10) as sock:
+            sock.sendall(f"GET /robots.txt HTTP/1.0\r\nHost: {site.www_host}\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert server.origin() == f"http://[::1]:{server.http_port}"
+    finally:
+        server.stop()
+
+
 def test_sent_bytes_needs_a_log_dir():
     site = MirrorSite(articles=10, onion_map=MIRROR_ONION_MAP)
     with MirrorServer(site, https_port=None) as server, pytest.raises(RuntimeError):
@@ -599,6 +616,7 @@ def test_duplicate_set_cookie(mirror):
 def test_odd_header_case_and_order(mirror):
     _status, headers, body = split_response(raw_get(mirror, "/_test/odd-headers"))
     names = [name for name, _ in headers]
+    assert names[0] == "X-Mirror-Exchange"
     assert "x-ODD-case" in names and "content-TYPE" in names
     assert names.index("Date") > names.index("CONTENT-LENGTH")
     assert [v for n, v in headers if n == "X-Repeated"] == ["one", "two"]

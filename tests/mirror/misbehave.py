@@ -19,7 +19,8 @@ path                                   reply
 ``/_test/encoding/<gzip|br>``          that Content-Encoding whatever Accept-Encoding says
 ``/_test/cookies``                     two ``Set-Cookie`` headers (and one ``set-cookie``)
 ``/_test/odd-headers``                 header names in odd case (``x-ODD-case``), a repeated
-                                       header, an empty value, ``Date`` after the body headers
+                                       header, an empty value, ``Date`` after the body headers,
+                                       ``X-Mirror-Exchange`` first
 ``/_test/reason?reason=TEXT``          ``HTTP/1.1 200 Fine Thanks`` (or ``TEXT``)
 ``/_test/truncated?length=N&sent=M``   ``Content-Length: N`` (default 1000), ``M`` bytes (default
                                        100), then the connection closes
@@ -172,6 +173,7 @@ def odd_headers(request: Request) -> Reply:
             ("Date", http_date()),
         ],
         body,
+        exchange_header_last=False,
     )
 
 

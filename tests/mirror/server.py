@@ -82,7 +82,8 @@ class MirrorServer:
         for scheme, port in (("http", self.http_port), ("https", self.https_port)):
             if port is None:
                 continue
-            listener = socket.create_server((self.host, port), backlog=BACKLOG)
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            listener = socket.create_server((self.host, port), family=family, backlog=BACKLOG)
             self._listeners[listener] = scheme
             setattr(self, f"{scheme}_port", listener.getsockname()[1])
         if self.https_port is not None:

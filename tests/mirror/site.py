@@ -340,6 +340,8 @@ class MirrorSite:
             paragraphs.append(
                 f"This article was updated in edition {revision} with new details from {place}."
             )
+        if section.path != "opinion":
+            paragraphs[0] = f"{place.upper()} \u2014 {paragraphs[0]}"  # the dateline
         body = [self._with_link(rng, index, n, text) for n, text in enumerate(paragraphs)]
         image_path = self.image_path(index)
         return Article(
@@ -377,7 +379,7 @@ class MirrorSite:
             target = rng.randrange(max(0, index - 200), index)
             link = Link(self.clearnet_url(self.article_path(target)), anchor, rng.random() < 0.2)
         else:
-            url, _ = rng.choice(words.EXTERNAL_LINKS)
+            url = rng.choice(words.EXTERNAL_LINKS)
             slug = _slugify(self.headline(index))[:40].rstrip("-")
             link = Link(url.format(handle=slug.split("-")[1], slug=slug), anchor)
         return tuple(run for run in (before + " " if before else "", link, after) if run)

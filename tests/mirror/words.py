@@ -96,7 +96,7 @@ BIO_ROLES = (
 )  # fmt: skip
 
 EXTERNAL_LINKS = (
-    ("https://twitter.com/{handle}", "posted on social media"),
-    ("https://www.example.org/reports/{slug}", "a report published this week"),
-    ("https://data.example.net/datasets/{slug}", "public data"),
-)  # fmt: skip
+    "https://twitter.com/{handle}",
+    "https://www.example.org/reports/{slug}",
+    "https://data.example.net/datasets/{slug}",
+)
