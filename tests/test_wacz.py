@@ -11,10 +11,13 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from cdxj_indexer.main import CDXJIndexer
 from onions import MIRROR_ONION_MAP
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
+
+from crawler.commands.wacz import sorted_cdxj
+from crawler.tor.onion import OnionMap
+from crawler.warc.cdxj import write_cdxj
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -48,34 +51,16 @@ def write_warc(path: Path, url: str, body: bytes) -> None:
         )
 
 
-def write_cdxj_with_clearnet_alias(warc: Path) -> Path:
-    """The CDXJ the WARC writer leaves next to a finished file: cdxj-indexer's lines plus a
-    line with the clearnet URL's key pointing at the same record (made here the same way)."""
-    cdxj = warc.with_name(warc.name + ".cdxj")
-    with cdxj.open("w", encoding="utf-8") as out:
-        CDXJIndexer(
-            output=out, inputs=[str(warc)], sort=True, dir_root=str(warc.parent)
-        ).process_all()
-    onion_line = next(line for line in cdxj.read_text().splitlines() if '"status": "200"' in line)
-    _key, timestamp, fields = onion_line.split(" ", 2)
-    entry = json.loads(fields)
-    entry["url"] = CLEARNET_URL
-    alias = f"com,nytimes){ARTICLE_PATH} {timestamp} {json.dumps(entry)}\n"
-    with cdxj.open("a", encoding="utf-8") as out:  # appended: out of order on purpose
-        out.write(alias)
-    return cdxj
-
-
 @pytest.fixture
 def warc_dir(tmp_path: Path) -> Path:
-    """Two finished WARCs (one with its CDXJ + clearnet alias, one without a CDXJ) and a
-    WARC still being written (``.open``)."""
+    """Two finished WARCs (one with the CDXJ the WARC writer makes, clearnet aliases included,
+    one without a CDXJ) and a WARC still being written (``.open``)."""
     warcs = tmp_path / "warc_output"
     warcs.mkdir()
     article = f"<html><head><title>{HEADLINE}</title></head><body><h1>{HEADLINE}</h1>"
     article += "<p>First paragraph.</p></body></html>"
     write_warc(warcs / "onion-archiver-1-00000-a.warc.gz", ONION_URL, article.encode())
-    write_cdxj_with_clearnet_alias(warcs / "onion-archiver-1-00000-a.warc.gz")
+    write_cdxj(warcs / "onion-archiver-1-00000-a.warc.gz", OnionMap.from_setting(MIRROR_ONION_MAP))
     write_warc(
         warcs / "onion-archiver-1-00001-b.warc.gz",
         f"https://www.{ONION}/section/world",
@@ -88,7 +73,7 @@ def warc_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def articles(tmp_path: Path, warc_dir: Path) -> Path:
     """One article record as `scrapy extract` writes it, for the capture in the first WARC."""
-    cdxj = (warc_dir / "onion-archiver-1-00000-a.warc.gz.cdxj").read_text().splitlines()
+    cdxj = (warc_dir / "onion-archiver-1-00000-a.cdxj").read_text().splitlines()
     entry = json.loads(next(line for line in cdxj if ONION in line).split(" ", 2)[2])
     record = {
         "url": CLEARNET_URL,
@@ -230,3 +215,14 @@ def test_no_finished_warc_fails_clearly(tmp_path: Path) -> None:
     assert "no finished WARC file to package" in result.stdout
     missing = scrapy("wacz", str(tmp_path / "missing"), "-o", str(tmp_path / "x.wacz"))
     assert missing.returncode == 1 and "no such file or directory" in missing.stdout
+
+
+def test_an_unsorted_cdxj_is_sorted_before_the_merge(tmp_path: Path, warc_dir: Path) -> None:
+    warc = warc_dir / "onion-archiver-1-00000-a.warc.gz"
+    cdxj = warc_dir / "onion-archiver-1-00000-a.cdxj"
+    lines = cdxj.read_text().splitlines(keepends=True)
+    assert len(lines) == 2 and lines == sorted(lines)  # the capture and its clearnet alias
+    assert sorted_cdxj(warc, tmp_path) == cdxj  # already sorted: used in place
+    cdxj.write_text("".join(reversed(lines)))
+    resorted = sorted_cdxj(warc, tmp_path)
+    assert resorted.parent == tmp_path and resorted.read_text() == "".join(lines)
