@@ -25,13 +25,16 @@ def parse(page: Page) -> Article:
     )
     paragraphs = [clean_text(line) for line in (result.text or "").split("\n")] if result else []
     paragraphs = [p for p in paragraphs if p]
+    title = clean_text(result.title) if result else ""
+    if paragraphs and paragraphs[0] == title:  # the headline is the title, not body text
+        paragraphs = paragraphs[1:]
     if not paragraphs:
         raise NotAnArticle("not-article")
     image = page.clearnet_url(result.image)
     return Article(
         url=page.url,
         capture_url=page.capture_url,
-        title=clean_text(result.title),
+        title=title,
         authors=[a for a in (clean_text(n) for n in (result.author or "").split(";")) if a],
         published=iso_datetime(result.date),
         modified=None,

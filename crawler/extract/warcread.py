@@ -111,11 +111,18 @@ def read_captures(
 
 
 def _quietly(iterator: ArchiveIterator) -> Iterator:
-    """warcio prints a warning on stderr for a wrong Content-Length; we count it instead."""
+    """warcio prints a warning on stderr for a wrong Content-Length; we count it instead.
+
+    warcio fails with AttributeError/TypeError on a record whose WARC headers are cut short
+    (no WARC-Target-URI yet): raised here as ArchiveLoadFailed, i.e. a damaged record.
+    """
     it = iter(iterator)
     while True:
         with contextlib.redirect_stderr(io.StringIO()):
-            record = next(it, None)
+            try:
+                record = next(it, None)
+            except (AttributeError, TypeError) as exc:  # warcio on a header block cut short
+                raise ArchiveLoadFailed(f"unparsable WARC record: {exc}") from None
         if record is None:
             return
         yield record
