@@ -709,6 +709,24 @@ def test_edition_adds_and_updates_articles(tmp_path):
         assert sitemap_urls == later.all_article_urls(clearnet=True)
 
 
+def test_a_running_server_switches_to_a_later_edition():
+    base = MirrorSite(articles=20, onion_map=MIRROR_ONION_MAP)
+    later = MirrorSite(articles=20, onion_map=MIRROR_ONION_MAP, edition=1, new_articles=5)
+    with MirrorServer(base, https_port=None) as server:
+        new_path = later.article_path(24)
+        assert get(server, new_path)[0].status == 404
+        assert server.use_site(later) is base
+        assert get(server, new_path)[0].status == 200
+        assert server.use_site(base) is later
+        assert get(server, new_path)[0].status == 404
+        swapped = {
+            "nytimes.com": MIRROR_ONION_MAP["nyt.com"],
+            "nyt.com": MIRROR_ONION_MAP["nytimes.com"],
+        }
+        with pytest.raises(ValueError):
+            server.use_site(MirrorSite(articles=20, onion_map=swapped))
+
+
 # --- command line -------------------------------------------------------------------------------
 
 

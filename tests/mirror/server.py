@@ -114,6 +114,20 @@ class MirrorServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def use_site(self, site: MirrorSite) -> MirrorSite:
+        """Serve *site* from the next request on (a later edition behind the same onions).
+
+        Returns the site served until now, to restore later.
+
+        :raises ValueError: when *site* has another onion map (its links would not resolve).
+        """
+        if site.onions.as_dict() != self.site.onions.as_dict():
+            raise ValueError("use_site needs a site with the same onion_map")
+        with self._lock:
+            previous = self.site
+            self.site, self.app = site, MirrorApp(site)
+        return previous
+
     def origin(self, scheme: str = "http") -> str:
         """``scheme://127.0.0.1:port`` of a listener, to connect to (send the onion Host)."""
         port = self.http_port if scheme == "http" else self.https_port
@@ -195,7 +209,9 @@ class MirrorServer:
             request = _parse(head, scheme)
             length = request.header("Content-Length")
             received = request.raw = head + (reader.read_exact(int(length)) if length else b"")
-            reply = self.app.respond(request)
+            with self._lock:
+                app = self.app
+            reply = app.respond(request)
         except BadRequest as error:
             request, reply = None, simple(error.status, f"{error}\n".encode(), close=True)
         except Exception:  # a bug in the mirror: say so loudly, answer 500, keep serving
