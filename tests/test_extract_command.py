@@ -109,7 +109,7 @@ def test_markdown_files(warcs, tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_bad_inputs_are_reported_and_nothing_readable_is_lost(warcs, tmp_path):
-    site, directory = warcs
+    _site, directory = warcs
     junk = tmp_path / "junk.warc.gz"
     junk.write_bytes(b"this is a shopping list, not a WARC\n" * 10)
     empty = tmp_path / "empty.warc"

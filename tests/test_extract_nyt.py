@@ -12,6 +12,7 @@ from crawler.extract.page import NotAnArticle
 
 WWW = ONIONS.to_onion_host("www.nytimes.com")
 STATIC = ONIONS.to_onion_host("static01.nyt.com")
+GRAPHICS = ONIONS.to_onion_host("graphics8.nytimes.com")
 CLUTTER = (
     "Advertisement",
     "Continue reading the main story",
@@ -43,8 +44,10 @@ LEGACY = f"""<html><head><title>Spoon Makers Unite - NYTimes.com</title>
 </head><body><div id="shell"><div id="main"><div class="spanAB">
 <div id="article"><h1 class="articleHeadline" itemprop="headline">Spoon Makers Unite</h1>
 <h6 class="byline">By JANE DOE and JOHN ROE</h6>
-<div class="articleSpanImage"><span><img src="http://graphics8.{WWW.split(".", 1)[1]}/images/2012/01/27/us/spoons.jpg" width="600" height="400"></span>
-<span class="caption">Spoons on a table.</span><span class="credit">Ann Lens for The New York Times</span></div>
+<div class="articleSpanImage"><span><img width="600" height="400"
+src="http://{GRAPHICS}/images/2012/01/27/us/spoons.jpg"></span>
+<span class="caption">Spoons on a table.</span>
+<span class="credit">Ann Lens for The New York Times</span></div>
 <div class="articleBody"><p itemprop="articleBody">SPOONVILLE — The first paragraph, with a
 <a href="http://{WWW}/2012/01/01/us/forks.html">link to forks</a>.</p>
 <p itemprop="articleBody">The second paragraph.</p></div>
@@ -77,7 +80,7 @@ def test_legacy_template():
     assert_no_clutter(article)
 
 
-REACT_2018 = f"""<html lang="en"><head>
+REACT_2018 = """<html lang="en"><head>
 <meta name="byl" content="By Jane Doe and John Roe">
 <meta name="ptime" content="20180612123500"><meta name="utime" content="20180613070000">
 <meta property="article:section" content="U.S."><meta property="og:type" content="article">
@@ -141,7 +144,8 @@ def react_2019(extra_ld: dict | None = None) -> str:
 <header><h1 data-testid="headline">Spoons in the Digital Age</h1>
 <figure><div data-testid="photoviewer-wrapper"><picture><img
 src="https://{STATIC}/images/2020/07/29/us/29spoons/29spoons-articleLarge.jpg?quality=75"></picture>
-</div><figcaption><span>A spoon in a phone.</span><span itemprop="copyrightHolder"><span>Credit</span>
+</div><figcaption><span>A spoon in a phone.</span>
+<span itemprop="copyrightHolder"><span>Credit</span>
 <span>Cam Era/Agency</span></span></figcaption></figure></header>
 <section name="articleBody" itemprop="articleBody">
 <div class="StoryBodyCompanionColumn"><div><p>Para one links
