@@ -17,7 +17,7 @@ from html import escape
 from urllib.parse import quote
 
 from . import media
-from .site import SECTIONS, SITE_DOMAIN, TZ, Article, Link, MirrorSite, Section
+from .site import SECTIONS, SITE_DOMAIN, SLOT, TZ, Article, Link, MirrorSite, Section
 
 STYLESHEET = "/vi-assets/static-assets/global-3f2a9c.css"
 SCRIPT = "/vi-assets/static-assets/main-7b41d0.js"
@@ -479,7 +479,7 @@ class Pages:
     def site_month_lastmod(self, month: datetime) -> str:
         """Latest change in *month*'s sitemap: its last article's slot end, or an edition."""
         indices = self.site.indices_between(month, _next_month(month))
-        lastmod = self.site.published(indices[-1]).replace(minute=0) + timedelta(hours=4)
+        lastmod = self.site.published(indices[-1]).replace(minute=0) + SLOT
         for edition in range(1, self.site.edition + 1):
             if any(i in indices for i in self.site.updated_indices(edition)):
                 lastmod = max(lastmod, self.site.edition_time(edition))

@@ -165,7 +165,8 @@ class MirrorSite:
     """A deterministic NYT-style site of *articles* articles (plus edition changes).
 
     :param articles: articles in edition 0 (1 to 10,000,000).
-    :param onion_map: ``{"nytimes.com": onion A, "nyt.com": onion B}``.
+    :param onion_map: ``{"nytimes.com": onion A, "nyt.com": onion B}``; default
+        ``MIRROR_ONION_MAP`` of ``tests/onions.py``.
     :param seed: changes every generated text, date minute and markup style choice.
     :param edition: 0, or a later "day": see the module docstring.
     :param new_articles: articles each edition >= 1 adds.
@@ -242,15 +243,20 @@ class MirrorSite:
         return BASE + SLOT * (self.base_articles + edition * self.new_articles)
 
     def published(self, index: int) -> datetime:
-        minute = _rng(self.seed, index, "minute").randrange(60)
+        """Publication time of article *index*: in the first half hour of its slot."""
+        minute = _rng(self.seed, index, "minute").randrange(30)
         return BASE + SLOT * index + timedelta(minutes=minute)
 
     def modified(self, index: int) -> str:
-        """dateModified of article *index*: its last revision, or soon after publishing."""
+        """dateModified of article *index*: its last revision, or within its own slot.
+
+        So edition *k*'s time (:meth:`edition_time`) is after every change it contains and
+        before every article a later edition adds.
+        """
         revision = self.revision(index)
         if revision:
             return _iso(self.edition_time(revision))
-        delay = _rng(self.seed, index, "modified").choice((0, 0, 12, 47, 95, 180))
+        delay = _rng(self.seed, index, "modified").choice((0, 0, 4, 12, 21, 29))
         return _iso(self.published(index) + timedelta(minutes=delay))
 
     def indices_between(self, start: datetime, end: datetime) -> range:
