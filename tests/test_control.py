@@ -222,9 +222,10 @@ class Probe(scrapy.Spider):
 """
 
 
-def _runspider(tmp_path: Path, *settings: str) -> str:
-    spider = tmp_path / "probe.py"
-    spider.write_text(PROBE_SPIDER)
+def _runspider(tmp_path: Path, *settings: str, spider: Path | None = None) -> str:
+    if spider is None:
+        spider = tmp_path / "probe.py"
+        spider.write_text(PROBE_SPIDER)
     extension = json.dumps({"crawler.tor.control.TorControl": 100})
     command = [sys.executable, "-m", "scrapy", "runspider", str(spider), "-s", "ADDONS={}"]
     command += ["-s", f"EXTENSIONS={extension}", "-s", "LOG_LEVEL=INFO"]
@@ -277,3 +278,54 @@ def test_tor_launch_starts_bootstraps_and_stops_a_private_tor(tor_network, tmp_p
     pid = int(re.search(r"stopped the launched tor \(pid (\d+)\)", log).group(1))
     assert not Path(f"/proc/{pid}").exists()
     assert (tmp_path / "launched").stat().st_mode & 0o777 == 0o700
+
+
+TRIGGER_SPIDER = """
+import scrapy
+from scrapy import signals
+from scrapy.http import Request, Response
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import reactor, task
+
+from crawler.tor.signals import circuit_failed
+
+
+class Triggers(scrapy.Spider):
+    name = "triggers"
+
+    async def start(self):
+        send = self.crawler.signals.send_catch_log
+        request = Request("http://example.invalid/")
+
+        def fail():
+            send(circuit_failed, request=request, error=OSError("circuit"))
+
+        def respond(status):
+            response = Response(request.url, status=status, request=request)
+            send(signals.response_received, response=response, request=request, spider=self)
+
+        fail(); fail(); respond(200); fail(); fail()
+        self.logger.info("MARK: next failure is the 3rd in a row")
+        fail()
+        await maybe_deferred_to_future(task.deferLater(reactor, 2, lambda: None))
+        respond(429); respond(429)
+        return
+        yield
+"""
+
+
+def test_newnym_triggers_consecutive_circuit_failures_and_429(tor_network, tmp_path):
+    spider = tmp_path / "triggers.py"
+    spider.write_text(TRIGGER_SPIDER)
+    log = _runspider(
+        tmp_path,
+        f"TOR_CONTROL_URL={tor_network.control_url}",
+        "TOR_NEWNYM_AFTER_FAILURES=3",
+        spider=spider,
+    )
+    mark = log.index("MARK: next failure is the 3rd in a row")
+    assert "new identity requested (3 consecutive circuit failures): scheduled" in log[mark:], log
+    assert "new identity requested" not in log[:mark]
+    assert _stat(log, "tor/newnym/sent") == "1", log
+    assert _stat(log, "tor/newnym/scheduled") == "2", log  # the 429's is cancelled at close
+    assert _stat(log, "tor/newnym/coalesced") == "1", log
