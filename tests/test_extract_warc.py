@@ -255,3 +255,43 @@ def test_charset_detection():
         decode_html(b"ab\xfa", "text/html; charset=utf-8")
     with pytest.raises(DecodeError, match="unknown-charset"):
         decode_html(b"x", "text/html; charset=x-no-such")
+
+
+def test_warcs_of_the_project_writer(tmp_path):
+    """Chunked, gzip-encoded captures and a revisit as crawler.warc writes them."""
+    from warc_samples import chunk, make_exchange, make_writer
+
+    from crawler.warc.index import CaptureIndex
+
+    site, pages = mirror_site()
+    raw = {}
+    for index in range(3):
+        truth = site.article(index)
+        body = gzip.compress(pages.article(truth).encode(), mtime=0)
+        raw[truth.onion_path] = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(body, 1000)
+        )
+    for run in range(2):  # the second run finds every payload archived: revisits
+        index = CaptureIndex(tmp_path / "index.sqlite3")
+        writer = make_writer(tmp_path / "warcs", index=index, dedup="url", prefix=f"run{run}")
+        for path, response in raw.items():
+            writer.write_exchange(make_exchange(response, chunked=True, path=path))
+        writer.close()
+        index.close()
+    files = sorted(str(p) for p in (tmp_path / "warcs").glob("*.warc.gz"))
+    kinds = Counter(c.record_type for f in files for c in read_captures(f, Counter(), 10**7))
+    assert kinds == {"response": 3, "revisit": 3}
+    out = tmp_path / "out.jsonl"
+    sink = JsonLinesSink(out)
+    summary = extract(files, OPTIONS, sink)
+    sink.close()
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary.records == 6 and not summary.unreadable
+    for index in range(3):
+        truth = site.article(index).record()
+        captures = [r for r in records if r["url"] == truth["url"]]
+        assert len(captures) == 2
+        assert {r["warc_filename"][:4] for r in captures} == {"run0", "run1"}
+        for record in captures:
+            assert {k: record[k] for k in truth} == truth
