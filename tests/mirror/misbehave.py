@@ -14,8 +14,9 @@ path                                   reply
 ``/_test/slow?delay=S``                nothing for ``S`` seconds (max 60), then 200
 ``/_test/trickle?size=N&pace=S``       ``N`` body bytes (default 64) one byte at a time, ``S``
                                        seconds apart (default 0.01; total time capped at 60 s)
-``/_test/chunked``                     chunked transfer: odd chunk sizes, upper-case hex, a chunk
-                                       extension, a trailer; ``?encoding=gzip|br`` codes it first
+``/_test/chunked?size=N``              chunked transfer of ``N`` bytes (default 5000, max 1 MiB):
+                                       odd chunk sizes, upper-case hex, a chunk extension, a
+                                       trailer; ``&encoding=gzip|br`` codes the body first
 ``/_test/encoding/<gzip|br>``          that Content-Encoding whatever Accept-Encoding says
 ``/_test/cookies``                     two ``Set-Cookie`` headers (and one ``set-cookie``)
 ``/_test/odd-headers``                 header names in odd case (``x-ODD-case``), a repeated
@@ -120,11 +121,12 @@ def trickle(request: Request) -> Reply:
     if size * pace > MAX_DELAY:
         pace = MAX_DELAY / max(size, 1)
     body = payload(size)
-    return simple(200, iter([body[i : i + 1] for i in range(size)]), pace=pace).with_length(size)
+    pieces = (body[i : i + 1] for i in range(size))
+    return simple(200, pieces, pace=pace).with_length(size)
 
 
 def chunked(request: Request) -> Reply:
-    body = payload(int(_number(request, "size", 5000, 10_000_000)))
+    body = payload(int(_number(request, "size", 5000, 1 << 20)))
     headers = [("Date", http_date()), ("Server", "mirror/1"), ("Content-Type", "text/plain")]
     coding = request.query.get("encoding")
     if coding in ("gzip", "br"):

@@ -164,7 +164,7 @@ def _iso(moment: datetime) -> str:
 class MirrorSite:
     """A deterministic NYT-style site of *articles* articles (plus edition changes).
 
-    :param articles: articles in edition 0 (1 to 10,000,000).
+    :param articles: articles in edition 0 (1 to 1,000,000).
     :param onion_map: ``{"nytimes.com": onion A, "nyt.com": onion B}``; default
         ``MIRROR_ONION_MAP`` of ``tests/onions.py``.
     :param seed: changes every generated text, date minute and markup style choice.
@@ -183,8 +183,8 @@ class MirrorSite:
         new_articles: int = 0,
         updated_articles: int = 0,
     ):
-        if not 1 <= articles <= 10_000_000:
-            raise ValueError(f"articles must be 1 to 10,000,000, got {articles}")
+        if not 1 <= articles <= 1_000_000:
+            raise ValueError(f"articles must be 1 to 1,000,000, got {articles}")
         if edition < 0 or new_articles < 0 or updated_articles < 0:
             raise ValueError("edition, new_articles and updated_articles must be >= 0")
         if onion_map is None:
