@@ -192,7 +192,9 @@ def test_file_truncated_at_the_end_keeps_what_came_before(tmp_path):
     path.write_bytes(data[: len(data) - 500])
     records, stats = run(path)
     assert [r["url"] for r in records] == [site.article(i).url for i in (0, 1)]
-    assert stats["damaged:truncated"] == 1
+    # a cut gzip member either fails to inflate or ends early, depending on where it is cut
+    damage = {k: n for k, n in stats.items() if k.startswith("damaged:")}
+    assert damage in ({"damaged:gzip": 1}, {"damaged:truncated": 1})
 
 
 @pytest.mark.parametrize("delta", [-40, 40], ids=["too-short", "too-long"])

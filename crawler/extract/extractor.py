@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -98,7 +99,10 @@ class FileExtractor:
         stats: Counter,
     ) -> None:
         """Extract a revisit with the payload of its *original* response record."""
-        source = next(self._captures_at(original), None) if original else None
+        source = None
+        if original:
+            with closing(self._captures_at(original)) as captures:
+                source = next(captures, None)
         if source is None or source.record_type != "response":
             stats["revisit-unresolved"] += 1
             return
@@ -108,7 +112,7 @@ class FileExtractor:
             revisit.status = source.status
         self._extract(revisit, emit, stats)
 
-    def _captures_at(self, place: tuple[str, int]) -> Iterator[Capture]:
+    def _captures_at(self, place: tuple[str, int]) -> Generator[Capture, None, None]:
         path, offset = place
         return read_captures(path, Counter(), self.options.max_body, start=offset)
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from warcio.archiveiterator import ArchiveIterator, WARCIterator
-from warcio.bufferedreaders import ChunkedDataReader
+from warcio.bufferedreaders import ChunkedDataReader, DecompressingBufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.limitreader import LimitReader
 
@@ -40,6 +40,8 @@ WARC_MAGIC = b"\nWARC/1."
 SCAN_BLOCK = 1 << 20
 # A corrupt file could make every byte look like a sync point; stop after this many.
 MAX_RESYNCS = 10_000
+WARC_TYPES = {"warcinfo", "response", "resource", "request", "metadata", "revisit"}
+WARC_TYPES |= {"conversion", "continuation"}
 _STREAM_ERRORS = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError, IndexError)
 
 
@@ -85,7 +87,7 @@ def read_captures(
         resyncs = 0
         while position is not None:
             fh.seek(position)
-            iterator = WARCIterator(fh, no_record_parse=False)
+            iterator = _StrictWARCIterator(fh)
             offset = position
             try:
                 for record in _quietly(iterator):
@@ -106,8 +108,38 @@ def read_captures(
                 if resyncs > MAX_RESYNCS:
                     stats["damaged:unrecoverable"] += 1
                     position = None
+        if not parsed_any and not resyncs:  # e.g. a lone byte: warcio ends without a record
+            raise UnreadableInput(f"{path}: not a WARC file (no record in it)")
     finally:
         fh.close()
+
+
+class _StrictReader(DecompressingBufferedReader):
+    """warcio's reader, except that a gzip member failing to inflate part-way, or cut short
+    by the end of the file, raises.
+
+    warcio only writes that zlib error to stderr and ends the record there, so a damaged
+    member would pass for a short but valid record.
+    """
+
+    def _process_read(self, data: bytes) -> None:
+        if not data and self.decompressor and self.num_block_read and not self.decompressor.eof:
+            raise ArchiveLoadFailed("gzip member cut short by the end of the file")
+        super()._process_read(data)
+
+    def _decompress(self, data: bytes) -> bytes:
+        if self.decompressor and data and self.num_block_read:
+            try:
+                return self.decompressor.decompress(data)
+            except zlib.error as exc:
+                raise ArchiveLoadFailed(f"corrupt gzip member: {exc}") from None
+        return super()._decompress(data)
+
+
+class _StrictWARCIterator(WARCIterator):
+    def __init__(self, fh) -> None:
+        super().__init__(fh, no_record_parse=False)
+        self.reader = _StrictReader(self.fh, block_size=self.reader.block_size)
 
 
 def _quietly(iterator: ArchiveIterator) -> Iterator:
@@ -125,12 +157,17 @@ def _quietly(iterator: ArchiveIterator) -> Iterator:
                 raise ArchiveLoadFailed(f"unparsable WARC record: {exc}") from None
         if record is None:
             return
+        if record.rec_type is None:  # what warcio makes of bytes that are no WARC header
+            raise ArchiveLoadFailed("a record without WARC-Type")
         yield record
 
 
 def _capture(
     record, iterator: ArchiveIterator, name: str, offset: int, stats: Counter, max_body: int
 ) -> Capture | None:
+    if record.rec_type not in WARC_TYPES:  # a damaged WARC-Type line
+        stats["damaged:record"] += 1
+        return None
     if record.rec_type not in ("response", "revisit") or record.http_headers is None:
         if record.rec_type in ("response", "revisit"):
             stats["not-http"] += 1
