@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SCRAPY := $(VENV)/bin/scrapy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := tor chromium
+SYSTEM_PACKAGES := tor chromium curl
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages demo test test-quick lint crawl torcheck bench clean
