@@ -370,6 +370,25 @@ def test_host_dispatch(mirror):
 # --- HTTP semantics -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n bad: fold\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (b"POST /_test/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+        (b"POST /_test/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n", 413),
+    ],
+)
+def test_bad_requests_get_a_clear_error_and_a_close(mirror, request_bytes, status):
+    data = raw(mirror, request_bytes)
+    status_line, headers, _ = split_response(data)
+    assert status_line.startswith(f"HTTP/1.1 {status} ")
+    exchange = dict(headers)["X-Mirror-Exchange"]
+    assert mirror.sent_bytes(exchange) == data
+
+
 def test_conditional_requests(mirror):
     path = mirror.site.article(3).onion_path
     response, _ = get(mirror, path)

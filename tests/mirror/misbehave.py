@@ -27,7 +27,7 @@ path                                   reply
                                        100), then the connection closes
 ``/_test/big?size=N``                  ``N`` bytes (default 1 MiB), streamed from a generator
 ``/_test/close``                       200 with ``Connection: close``, then closes
-``/_test/echo``                        200, the request head as received (any method)
+``/_test/echo``                        200, the request (head and body) as received, any method
 =====================================  ==========================================================
 
 Bodies of ``trickle``, ``chunked``, ``truncated`` and ``big`` are :func:`payload` bytes, so a

@@ -307,6 +307,8 @@ class _Reader:
                 return None
             self.buffer += data
         head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        if len(head) > MAX_HEAD:
+            raise BadRequest(431, "request head over 64 KiB")
         return head.lstrip(b"\r\n") + b"\r\n\r\n"
 
     def read_exact(self, size: int) -> bytes:
