@@ -61,7 +61,7 @@ def parse_onion_address(address: str) -> bytes:
         )
     try:
         raw = base64.b32decode(label.upper())
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: a non-ASCII character
         raise OnionAddressError(f"{address!r} is not valid base32: {exc}") from None
     public_key, checksum, version = raw[:32], raw[32:34], raw[34:]
     if version != _VERSION:
