@@ -495,6 +495,16 @@ def test_serves_on_ipv6_loopback():
         server.stop()
 
 
+def test_a_busy_port_fails_start_and_leaves_nothing_open(mirror):
+    site = MirrorSite(articles=10, onion_map=MIRROR_ONION_MAP)
+    server = MirrorServer(site, http_port=0, https_port=mirror.http_port)
+    with pytest.raises(OSError):
+        server.start()
+    assert server.http_port != 0  # it was bound, then closed again:
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.http_port), timeout=5)
+
+
 def test_sent_bytes_needs_a_log_dir():
     site = MirrorSite(articles=10, onion_map=MIRROR_ONION_MAP)
     with MirrorServer(site, https_port=None) as server, pytest.raises(RuntimeError):

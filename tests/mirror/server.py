@@ -56,7 +56,8 @@ class MirrorServer:
         self.idle_timeout = idle_timeout
         self.sent_log_dir = Path(sent_log_dir) if sent_log_dir is not None else None
         self.app = MirrorApp(site)
-        hosts = [site.www_host, site.site_onion, site.static_host, "localhost", host]
+        hosts = [site.www_host, site.site_onion, f"*.{site.site_onion}", site.static_host]
+        hosts += [site.static_onion, f"*.{site.static_onion}", "localhost", host]
         self.certificate_pem, self._key_pem = self_signed(hosts)
         self._tls: ssl.SSLContext | None = None
         self._listeners: dict[socket.socket, str] = {}
@@ -79,13 +80,19 @@ class MirrorServer:
             raise RuntimeError("MirrorServer already started")
         if self.sent_log_dir is not None:
             self.sent_log_dir.mkdir(parents=True, exist_ok=True)
-        for scheme, port in (("http", self.http_port), ("https", self.https_port)):
-            if port is None:
-                continue
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            listener = socket.create_server((self.host, port), family=family, backlog=BACKLOG)
-            self._listeners[listener] = scheme
-            setattr(self, f"{scheme}_port", listener.getsockname()[1])
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        try:
+            for scheme, port in (("http", self.http_port), ("https", self.https_port)):
+                if port is not None:
+                    listener = socket.create_server(
+                        (self.host, port), family=family, backlog=BACKLOG
+                    )
+                    self._listeners[listener] = scheme
+                    setattr(self, f"{scheme}_port", listener.getsockname()[1])
+        except OSError:
+            for listener in self._listeners:
+                listener.close()
+            raise
         if self.https_port is not None:
             self._tls = server_context(self.certificate_pem, self._key_pem)
         self._acceptor = threading.Thread(
