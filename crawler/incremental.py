@@ -103,6 +103,9 @@ class IncrementalMiddleware:
     def _pass(self, request: Request, state: str) -> None:
         request.meta["incremental"] = state
         self.passed.add(request.url)
+        if request.url in self.skipped:  # skipped undated, re-checked once a sitemap dated it
+            self.skipped.discard(request.url)
+            self.crawler.stats.inc_value(f"incremental/skipped/{request.meta['page_kind']}", -1)
 
     def process_response(self, request: Request, response: Response) -> Response:
         state = request.meta.get("incremental")

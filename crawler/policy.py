@@ -1,4 +1,4 @@
-"""Crawl policy downloader middlewares: exclusions that survive redirects, and HTTP retries.
+"""Crawl policy: exclusions that survive redirects, HTTP retries, redirect loops.
 
 :class:`ExclusionMiddleware` drops every request to an excluded URL (login, subscription,
 account, ad, tracking; see :mod:`crawler.spiders.urls`), including redirect targets, which
@@ -6,6 +6,7 @@ the spider never sees. :class:`RetryPolicyMiddleware` replaces Scrapy's ``RetryM
 the same retries, plus exponential backoff, ``Retry-After`` on 429/503 (the whole host waits,
 not only the URL) and a cap on the total retries of one URL whatever retried it (it counts
 Scrapy's ``retry_times`` meta key, which every ``get_retry_request`` caller increments).
+:class:`RedirectAwareDupeFilter` is Scrapy's duplicate filter, reporting redirect loops.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from scrapy import Request
+from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.asyncio import sleep
@@ -136,3 +138,18 @@ def _retry_after(response: Response) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class RedirectAwareDupeFilter(RFPDupeFilter):
+    """Scrapy's duplicate filter (``JOBDIR`` persistence included) that reports redirect loops.
+
+    A redirect back to a URL of its own chain is dropped as a duplicate like any other, and
+    also logged as a warning and counted in ``spider/errors/redirect_loop``.
+    """
+
+    def log(self, request: Request, spider: Spider) -> None:
+        chain = request.meta.get("redirect_urls") or []
+        if request.url in chain:
+            spider.crawler.stats.inc_value("spider/errors/redirect_loop")
+            self.logger.warning("redirect loop dropped: %s -> %s", " -> ".join(chain), request.url)
+        super().log(request, spider)

@@ -125,6 +125,7 @@ class CrawlReport:
             "tor_errors": dict(self.tor_errors),
             "exceptions": _by_suffix(stats, "downloader/exception_type_count/"),
             "listing_errors": _by_suffix(stats, "spider/listing_errors/"),
+            "errors": _by_suffix(stats, "spider/errors/"),
             "excluded": stats.get("policy/excluded", 0),
             "warc_files": self.warc_files(),
             "stats": stats,

@@ -114,6 +114,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.policy.RetryPolicyMiddleware": 550,
     "crawler.incremental.IncrementalMiddleware": 580,
 }
+# Scrapy's duplicate filter, also logging and counting redirect loops.
+DUPEFILTER_CLASS = "crawler.policy.RedirectAwareDupeFilter"
 EXTENSIONS = {
     "crawler.report.CrawlReport": 500,
     "scrapy.extensions.periodic_log.PeriodicLog": 0,

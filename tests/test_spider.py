@@ -249,3 +249,37 @@ def test_an_article_found_undated_is_asked_again_once_when_a_sitemap_dates_it() 
     assert again.meta["lastmod"] == "2016-12-12T00:00:00+00:00"
     assert list(spider.parse_listing(response)) == []
     assert stat(spider, "spider/redated/article") == 1
+
+
+def test_failures_are_counted_and_logged_and_deliberate_drops_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from scrapy.exceptions import IgnoreRequest
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.python.failure import Failure
+
+    from crawler.tor.socks import OnionIntroductionFailed
+
+    spider = make_spider()
+    request = Request(f"https://{WWW}/_test/redirect-loop/a")
+
+    def fail(error: Exception) -> None:
+        failure = Failure(error)
+        failure.request = request
+        spider.failed(failure)
+
+    fail(IgnoreRequest("max redirections reached"))
+    fail(OnionIntroductionFailed())
+    fail(HttpError(Response(request.url, status=404, request=request), "Ignoring non-200"))
+    fail(IgnoreRequest("unchanged since its capture at 2026-01-01T00:00:00Z"))
+    assert stat(spider, "spider/errors/redirect_loop") == 1
+    assert stat(spider, "spider/errors/onion_introduction_failed") == 1
+    assert stat(spider, "spider/errors/http_404") == 1
+    assert "redirect-loop/a failed (redirect_loop)" in caplog.text
+    assert "unchanged since" not in caplog.text
+
+
+def test_start_urls_of_any_page_kind_are_fetched() -> None:
+    spider = make_spider(start_urls=f"https://{WWW}/_test/ok", settings={"SPIDER_SITEMAPS": False})
+    (request,) = start_requests(spider)
+    assert request.meta["page_kind"] == "page" and request.callback == spider.parse

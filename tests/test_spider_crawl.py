@@ -244,3 +244,39 @@ def test_sigint_then_resume_with_jobdir_finishes_with_no_page_fetched_twice(
     assert max(fetched.values()) == 1, [p for p, n in fetched.items() if n > 1][:5]
     pages = Counter(p for _h, p in interrupted.requests + resumed.requests)
     assert {p for p, n in pages.items() if n > 1} <= {"/robots.txt"}
+
+
+@pytest.mark.timeout(300)
+def test_misbehaving_pages_are_logged_counted_and_the_crawl_goes_on(
+    runner: CrawlRunner, tmp_path: Path
+) -> None:
+    www = f"https://www.{MIRROR_ONION_MAP['nytimes.com']}"
+    starts = [
+        f"{www}/_test/redirect-loop/a",
+        f"{www}/_test/redirect-local",  # off the onion hosts (a leak attempt)
+        f"{www}/_test/redirect/302?to=/login",  # into an excluded endpoint
+        f"{www}/_test/status/429?retry_after=1",
+        f"{www}/_test/status/500",
+        f"{www}/section/world",
+    ]
+    crawl = runner.run(
+        tmp_path,
+        *("-a", "start_urls=" + ",".join(starts)),
+        *("-s", "SPIDER_SITEMAPS=False", "-s", "DEPTH_LIMIT=1"),
+        *("-s", "RETRY_TIMES=2", "-s", "RETRY_BACKOFF_BASE=0.2"),
+    )
+    assert "Spider closed (finished)" in crawl.log, crawl.log[-3000:]
+    stats = crawl.report["stats"]
+    assert stats["spider/errors/redirect_loop"] == 1
+    assert "redirect loop dropped" in crawl.log
+    assert crawl.report["errors"]["redirect_loop"] == 1
+    assert stats["tor/scope/dropped"] == 1  # the Tor layer's guard stops the local redirect
+    assert stats["policy/excluded"] == 1
+    assert stats["retry/retry_after_honoured"] == 2 and stats["spider/errors/http_429"] == 1
+    assert stats["spider/errors/http_500"] == 1
+    paths = Counter(path for _host, path in crawl.requests)
+    assert paths["/_test/status/429?retry_after=1"] == 3  # the first try and two retries
+    assert "/login" not in paths
+    # ... and the rest of the crawl went on: the front and its articles
+    assert paths["/section/world"] == 1
+    assert len(crawl.articles()) >= 20

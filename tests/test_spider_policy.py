@@ -15,7 +15,7 @@ from scrapy.http import Response
 from scrapy.utils.test import get_crawler
 
 import crawler.policy
-from crawler.policy import ExclusionMiddleware, RetryPolicyMiddleware
+from crawler.policy import ExclusionMiddleware, RedirectAwareDupeFilter, RetryPolicyMiddleware
 
 WWW = "www." + MIRROR_ONION_MAP["nytimes.com"]
 URL = f"https://{WWW}/2016/12/10/world/a.html"
@@ -142,3 +142,20 @@ def test_circuit_failures_back_off_on_their_own_scale(waits: list[float]) -> Non
     assert [round(w, 1) for w in waits] == [0.5, 1.0, 2.0]
     assert middleware.process_exception(request, OnionRendezvousFailed()) is None
     assert middleware.process_exception(Request(URL), ValueError("not a Tor error")) is None
+
+
+def test_redirect_loops_are_dropped_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    crawler = crawler_for()
+    dupefilter = RedirectAwareDupeFilter.from_crawler(crawler)
+    a, b = f"https://{WWW}/_test/redirect-loop/a", f"https://{WWW}/_test/redirect-loop/b"
+    assert not dupefilter.request_seen(Request(a))
+    assert not dupefilter.request_seen(Request(b, meta={"redirect_urls": [a]}))
+    back = Request(a, meta={"redirect_urls": [a, b]})
+    assert dupefilter.request_seen(back)
+    dupefilter.log(back, crawler.spider)
+    plain = Request(a)  # an ordinary duplicate is not a loop
+    assert dupefilter.request_seen(plain)
+    dupefilter.log(plain, crawler.spider)
+    assert crawler.stats.get_value("spider/errors/redirect_loop") == 1
+    assert crawler.stats.get_value("dupefilter/filtered") == 2
+    assert f"redirect loop dropped: {a} -> {b} -> {a}" in caplog.text

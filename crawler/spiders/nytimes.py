@@ -21,7 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import scrapy
 from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
 
 from crawler.spiders.sitemaps import Entry, ListingError, ListingTooLarge, iter_entries
 from crawler.spiders.urls import (
@@ -107,7 +110,7 @@ class NytimesSpider(scrapy.Spider):
                 robots = urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", ""))
                 for request in self._follow([robots], kind="robots"):
                     yield request
-            for request in self._follow([canonical]):
+            for request in self._follow([canonical], kind=_kind(canonical) or "page"):
                 yield request
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[scrapy.Request]:
@@ -156,6 +159,26 @@ class NytimesSpider(scrapy.Spider):
         """Page requisites are archived by the WARC writer; nothing to follow."""
         return ()
 
+    def failed(self, failure: Failure) -> None:
+        """Count and log requests that ended without a usable response; the crawl goes on.
+
+        Deliberate drops (incremental skips, robots.txt, exclusions, the onion scope guard)
+        are counted where they happen and are not repeated here.
+        """
+        request = failure.request
+        error = failure.value
+        if isinstance(error, HttpError):
+            self._inc(f"spider/errors/http_{error.response.status}")
+            return
+        if isinstance(error, IgnoreRequest):
+            if str(error) != "max redirections reached":
+                return
+            kind = "redirect_loop"
+        else:
+            kind = getattr(error, "kind", None) or type(error).__name__
+        self._inc(f"spider/errors/{kind}")
+        self.logger.warning("%s failed (%s): %s", request.url, kind, error)
+
     def _follow_entry(self, response: Response, entry: Entry) -> Iterator[scrapy.Request]:
         url = response.urljoin(entry.loc)
         if self.since:
@@ -203,6 +226,7 @@ class NytimesSpider(scrapy.Spider):
             yield scrapy.Request(
                 canonical,
                 callback=self._callbacks[page_kind],
+                errback=self.failed,
                 priority=PRIORITY[page_kind],
                 meta=meta,
                 dont_filter=redate,
