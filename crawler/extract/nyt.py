@@ -429,8 +429,8 @@ def _images(page: Page, body: html.HtmlElement | None) -> list[Image]:
     images: list[Image] = []
     seen: set[str] = set()
     for root in roots:
-        holders = root.xpath(
-            ".//figure | .//div[contains(@class,'articleSpanImage')] | "
+        holders = root.xpath(".//figure") or root.xpath(
+            ".//div[contains(@class,'articleSpanImage')] | "
             "descendant-or-self::div[contains(@class,'entry-content')]//img"
         )
         # the lead ("lede") figure first, then the others in page order

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import urljoin, urlsplit
 
@@ -27,6 +27,7 @@ class Page:
     doc: html.HtmlElement
     capture_url: str
     onion_map: OnionMap
+    _clearnet: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     @cached_property
     def url(self) -> str:
@@ -53,10 +54,11 @@ class Page:
         href = (href or "").strip()
         if not href or href.startswith("#"):
             return None
-        absolute = urljoin(self.capture_url, href)
-        if urlsplit(absolute).scheme not in ("http", "https"):
-            return None
-        return self.onion_map.to_clearnet_url(absolute)
+        if href not in self._clearnet:
+            absolute = urljoin(self.capture_url, href)
+            in_scheme = urlsplit(absolute).scheme in ("http", "https")
+            self._clearnet[href] = self.onion_map.to_clearnet_url(absolute) if in_scheme else None
+        return self._clearnet[href]
 
     @cached_property
     def language(self) -> str | None:

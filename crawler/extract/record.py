@@ -53,30 +53,24 @@ class Article:
         return "\n\n".join(self.paragraphs)
 
     def to_dict(self) -> dict:
-        """The JSON Lines object, fields in the documented order."""
-        data = asdict(self)
-        provenance = data.pop("provenance") or {}
-        extractor = data.pop("extractor")
-        data["text"] = self.text
-        # keep the documented order: ..., text after paragraphs
-        ordered = {key: data[key] for key in _FIELD_ORDER}
-        ordered.update(provenance)
-        ordered["extractor"] = extractor
-        return ordered
-
-
-_FIELD_ORDER = (
-    "url",
-    "capture_url",
-    "title",
-    "authors",
-    "published",
-    "modified",
-    "section",
-    "description",
-    "paragraphs",
-    "text",
-    "images",
-    "links",
-    "language",
-)
+        """The JSON Lines object, fields in the documented order (provenance before
+        ``extractor``)."""
+        record = {
+            "url": self.url,
+            "capture_url": self.capture_url,
+            "title": self.title,
+            "authors": list(self.authors),
+            "published": self.published,
+            "modified": self.modified,
+            "section": self.section,
+            "description": self.description,
+            "paragraphs": list(self.paragraphs),
+            "text": self.text,
+            "images": [asdict(image) for image in self.images],
+            "links": [asdict(link) for link in self.links],
+            "language": self.language,
+        }
+        if self.provenance is not None:
+            record.update(asdict(self.provenance))
+        record["extractor"] = self.extractor
+        return record
