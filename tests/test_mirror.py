@@ -756,6 +756,31 @@ def test_a_running_server_switches_to_a_later_edition():
             server.use_site(MirrorSite(articles=20, onion_map=swapped))
 
 
+def test_edition_changes_only_the_sitemaps_it_touches():
+    base = MirrorSite(articles=2200, onion_map=MIRROR_ONION_MAP)  # January to early April
+    later = MirrorSite(
+        articles=2200, onion_map=MIRROR_ONION_MAP, edition=1, new_articles=10, updated_articles=1
+    )
+    touched = {later.published(i).strftime("%Y-%m") for i in [*later.updated_indices(), 2209]}
+    assert 1 <= len(touched) <= 2  # the other months must come out byte-identical
+    with MirrorServer(base, https_port=None) as old, MirrorServer(later, https_port=None) as new:
+        indexes = [etree.fromstring(get(s, "/sitemaps/sitemap.xml")[1]) for s in (old, new)]
+        lastmods = [
+            {
+                urlsplit(e.findtext("s:loc", namespaces=SITEMAP_NS)).path: e.findtext(
+                    "s:lastmod", namespaces=SITEMAP_NS
+                )
+                for e in index
+            }
+            for index in indexes
+        ]
+        assert list(lastmods[0]) == list(lastmods[1]) and len(lastmods[0]) == 4
+        for path, lastmod in lastmods[1].items():
+            month = path[len("/sitemaps/sitemap-") : -len(".xml.gz")]
+            same = get(old, path)[1] == get(new, path)[1]
+            assert same == (lastmods[0][path] == lastmod) == (month not in touched), path
+
+
 # --- command line -------------------------------------------------------------------------------
 
 

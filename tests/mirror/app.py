@@ -100,7 +100,7 @@ class MirrorApp:
         if month is not None:
             body = pages.month_sitemap(month)
             if body is not None:
-                lastmod = datetime.fromisoformat(pages.site_month_lastmod(month))
+                lastmod = datetime.fromisoformat(pages.month_lastmod(month))
                 return self.entity(request, body, "application/x-gzip", lastmod, compress=False)
         if path.endswith(".html"):
             index = self.site.resolve_article(path)

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator
 
 import brotli
 
+from .hostile import ROUTES as HOSTILE_ROUTES
 from .wire import Reply, Request, http_date, simple
 
 PATTERN = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-mirror-payload\n"
@@ -246,6 +247,7 @@ ROUTES: dict[str, Callable[[Request], Reply]] = {
     "/_test/big": big,
     "/_test/close": close,
     "/_test/echo": echo,
+    **HOSTILE_ROUTES,  # deep nesting, gzip bomb, endless stream, bad charsets (hostile.py)
 }
 PREFIX_ROUTES = {"/_test/status/": status, "/_test/redirect/": redirect}
 

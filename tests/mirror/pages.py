@@ -467,7 +467,7 @@ class Pages:
     def sitemap_index(self) -> str:
         entries = "".join(
             f"<sitemap><loc>{self.url(month_sitemap_path(month))}</loc>"
-            f"<lastmod>{self.site_month_lastmod(month)}</lastmod></sitemap>\n"
+            f"<lastmod>{self.month_lastmod(month)}</lastmod></sitemap>\n"
             for month in self.site.months()
         )
         return (
@@ -476,7 +476,7 @@ class Pages:
             f"{entries}</sitemapindex>\n"
         )
 
-    def site_month_lastmod(self, month: datetime) -> str:
+    def month_lastmod(self, month: datetime) -> str:
         """Latest change in *month*'s sitemap: its last article's slot end, or an edition."""
         indices = self.site.indices_between(month, _next_month(month))
         lastmod = self.site.published(indices[-1]).replace(minute=0) + SLOT
