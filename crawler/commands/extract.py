@@ -38,7 +38,12 @@ class Command(ScrapyCommand):
         return "Extract article records from WARC files"
 
     def long_desc(self) -> str:
-        return __doc__ or ""
+        return (
+            "Extract one article record per article capture from WARC files (.warc, .warc.gz) "
+            "or directories of them. Non-article pages are skipped and counted; damaged "
+            "records are skipped, counted and reported; a summary goes to stderr. Exits 1 "
+            "when an input could not be read at all, else 0."
+        )
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
