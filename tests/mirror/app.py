@@ -73,10 +73,9 @@ class MirrorApp:
             return misbehave.respond(request)
         if request.method not in ("GET", "HEAD"):
             return simple(405, b"Method not allowed\n", headers=[("Allow", "GET, HEAD")])
-        pages = Pages(self.site, request.scheme)
         if host == self.site.static_host:
             return self.static(request)
-        return self.page(request, pages)
+        return self.page(request, Pages(self.site, request.scheme))
 
     def page(self, request: Request, pages: Pages) -> Reply:
         path = request.path
