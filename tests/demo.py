@@ -8,7 +8,7 @@
 3. runs the scheduled-job wrapper (``python -m crawler.job``): ``scrapy torcheck``, then
    ``scrapy crawl nytimes`` through Tor (Scrapy's stats every 10 s as pages/min), then
    ``scrapy extract`` of the WARCs it wrote;
-4. packages WARCs, CDXJ and articles into a WACZ (``scrapy wacz``) and writes a pywb config;
+4. packages WARCs, CDXJ and articles into a WACZ (``scrapy wacz``);
 5. prints where everything is and how to replay it, and stops everything it started (also on
    Ctrl-C, SIGTERM or an error).
 
@@ -98,28 +98,17 @@ def run(command: list[str], timeout: float) -> int:
         raise
 
 
-def write_pywb_config(demo_dir: Path) -> Path:
-    """A pywb home whose collection reads the demo's WARCs and CDXJ in place (no copy), so
-    clearnet URLs find the onion captures."""
-    home = demo_dir / "pywb"
-    home.mkdir()
-    (home / "config.yaml").write_text(
-        "framed_replay: false\n"
-        "collections:\n"
-        f"  {COLLECTION}:\n"
-        f"    index_paths: {demo_dir}/\n"
-        f"    archive_paths: {demo_dir}/\n"
-    )
-    return home
+def rel(path: Path) -> Path:
+    """*path* relative to the working directory when it is under it (shorter to read)."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
-def summarize(demo_dir: Path, articles: Path, wacz: Path, pywb_home: Path) -> list[str]:
+def summarize(demo_dir: Path, articles: Path, wacz: Path) -> list[str]:
     """The closing report: what was captured and extracted, where it is, how to replay it."""
     records = [json.loads(line) for line in articles.read_text(encoding="utf-8").splitlines()]
     by_extractor = Counter(record["extractor"] for record in records)
     warcs = sorted(demo_dir.glob("*.warc.gz"))
     size = sum(warc.stat().st_size for warc in warcs)
-    rel = lambda path: path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path  # noqa: E731
     lines = [
         "",
         f"Captured through Tor: {len(warcs)} WARC file(s), {size / 1e6:.1f} MB, "
@@ -134,8 +123,8 @@ def summarize(demo_dir: Path, articles: Path, wacz: Path, pywb_home: Path) -> li
     lines += [
         f"WACZ package:         {rel(wacz)}  (check: .venv/bin/wacz validate -f {rel(wacz)})",
         "",
-        "Replay with pywb (this collection reads the WARCs in place):",
-        f"  cd {rel(pywb_home)} && {VENV_BIN / 'wayback'} --bind 127.0.0.1 -p 8080",
+        "Replay with pywb (reads the WARCs and CDXJ in place; Ctrl-C stops it):",
+        f"  {rel(VENV_BIN / 'python')} -m crawler.replay {rel(demo_dir)} --collection {COLLECTION}",
     ]
     if records:
         lines += [
@@ -187,14 +176,13 @@ def main(argv: list[str] | None = None) -> int:
             if status != 0:
                 say(f"scrapy wacz failed with status {status}")
                 return status
-            pywb_home = write_pywb_config(demo_dir)
         except KeyboardInterrupt:
             say("interrupted: stopping everything the demo started")
             return 130
         except TorNetworkError as exc:
             say(f"the private Tor network did not come up: {exc}")
             return 1
-    for line in summarize(demo_dir, articles, wacz, pywb_home):
+    for line in summarize(demo_dir, articles, wacz):
         print(line)
     say("done; the mirror and the Tor network are stopped")
     return 0

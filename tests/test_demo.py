@@ -109,8 +109,7 @@ def test_demo_extracts_articles_from_warcs_captured_through_tor(tmp_path: Path) 
         timeout=120,
     )
     assert validation.returncode == 0, validation.stdout
-    assert (demo_dir / "pywb" / "config.yaml").exists()
-    assert "wayback --bind 127.0.0.1 -p 8080" in output
+    assert f"-m crawler.replay {demo_dir} --collection demo" in output
     assert f"Articles extracted:   {len(records)}" in output
     assert output.rstrip().endswith("done; the mirror and the Tor network are stopped")
     assert demo_tors() == []
