@@ -98,3 +98,29 @@ def test_survives_restart_and_concurrent_processes(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM captures").fetchone()[0] == 100
     assert index.by_digest("sha1:AAAA") is not None
     index.close()
+
+
+def test_grouped_commits_are_seen_by_others_after_commit_or_close(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite3"
+    writer = CaptureIndex(path, commit_interval=3600)
+    reader = CaptureIndex(path)
+    writer.add(capture(1))
+    assert writer.latest(ONION) == capture(1)  # its own connection sees it at once
+    assert reader.latest(ONION) is None
+    writer.commit()
+    assert reader.latest(ONION) == capture(1)
+    writer.add(capture(2))
+    writer.close()
+    assert reader.latest(ONION) == capture(2)
+    reader.close()
+
+
+def test_grouped_commits_commit_once_the_interval_passed(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite3"
+    writer = CaptureIndex(path, commit_interval=1e-9)
+    reader = CaptureIndex(path)
+    writer.add(capture(1))
+    writer.add(capture(2))  # at least the interval after the first: commits both
+    assert reader.latest(ONION) == capture(2)
+    writer.close()
+    reader.close()

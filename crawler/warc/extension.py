@@ -47,6 +47,8 @@ PENDING_METADATA_TIMEOUT = 120.0
 MAX_PENDING_METADATA = 10_000
 #: How often (seconds) idle files and waiting metadata are checked.
 TICK_INTERVAL = 5.0
+#: Captures are committed to the capture index in groups, at most this many seconds apart.
+INDEX_COMMIT_INTERVAL = 1.0
 CLOSE_REASON = "warc_write_failed"
 #: Settings recorded in each warcinfo record (never secrets: no TOR_CONTROL_PASSWORD).
 WARCINFO_SETTINGS = (
@@ -98,7 +100,9 @@ class WarcWriterExtension:
             str(settings.get("WARC_VERSION", "1.1")), settings.get("WARC_DIGEST", "sha1")
         )
         index_path = settings.get("CAPTURE_INDEX")
-        self.index = CaptureIndex(index_path) if index_path else None
+        self.index = (
+            CaptureIndex(index_path, commit_interval=INDEX_COMMIT_INTERVAL) if index_path else None
+        )
         self.file_mode = _mode(settings.get("WARC_FILE_MODE", 0o640))
         self.cdxj = settings.getbool("WARC_CDXJ", True)
         files = WarcFiles(
@@ -223,6 +227,8 @@ class WarcWriterExtension:
         self.stats.set_value("warc/bytes", self.writer.files.bytes_written)
 
     def _tick(self) -> None:
+        if self.index is not None:
+            self.index.commit()
         now = time.monotonic()
         while (
             self._pending

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from dataclasses import astuple, dataclass, fields
+import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 #: Seconds a writer waits for another process's lock before sqlite raises ``OperationalError``.
@@ -67,7 +68,12 @@ class Capture:
     """For a revisit record: the WARC-Record-ID of the record holding the payload."""
 
 
-_COLUMNS = ", ".join(f.name for f in fields(Capture))
+_FIELD_NAMES = [f.name for f in fields(Capture)]
+_COLUMNS = ", ".join(_FIELD_NAMES)
+_INSERT = (
+    f"INSERT INTO captures ({_COLUMNS}, sort_time)"
+    f" VALUES ({', '.join('?' * (len(_FIELD_NAMES) + 1))})"
+)
 
 
 _WARC_DATE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
@@ -88,12 +94,18 @@ class CaptureIndex:
     """Captures by URL (onion or clearnet form) and by payload digest, in a sqlite file.
 
     :param path: the database file; it and its directory are created when missing.
+    :param commit_interval: 0 commits every :meth:`add` at once. Above 0, additions are
+        grouped in one transaction committed by the first :meth:`add` at least this many
+        seconds after it began, by :meth:`commit` or by :meth:`close` (much faster; other
+        connections see the additions, and wait to write, until then).
     :raises sqlite3.Error: if the file cannot be opened or is not a capture index.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, commit_interval: float = 0.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.commit_interval = commit_interval
+        self._transaction_started: float | None = None
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
@@ -126,18 +138,33 @@ class CaptureIndex:
         :raises ValueError: if ``capture_time`` is not a WARC-Date.
         :raises sqlite3.IntegrityError: if ``record_id`` is already indexed.
         """
-        sort_time = _sort_time(capture.capture_time)
+        values = [getattr(capture, name) for name in _FIELD_NAMES]
+        values.append(_sort_time(capture.capture_time))
         with self._lock:
-            self._db.execute(
-                f"INSERT INTO captures ({_COLUMNS}, sort_time)"
-                f" VALUES ({', '.join('?' * (len(fields(Capture)) + 1))})",
-                (*astuple(capture), sort_time),
-            )
+            now = time.monotonic()
+            if self.commit_interval > 0 and self._transaction_started is None:
+                self._db.execute("BEGIN")
+                self._transaction_started = now
+            self._db.execute(_INSERT, values)
+            started = self._transaction_started
+            if started is not None and now - started >= self.commit_interval:
+                self._commit()
+
+    def commit(self) -> None:
+        """Commit the additions still in an open transaction (see ``commit_interval``)."""
+        with self._lock:
+            self._commit()
 
     def close(self) -> None:
-        """Close the database; further calls raise :class:`sqlite3.ProgrammingError`."""
+        """Commit and close the database; further calls raise ``sqlite3.ProgrammingError``."""
         with self._lock:
+            self._commit()
             self._db.close()
+
+    def _commit(self) -> None:
+        if self._transaction_started is not None:
+            self._db.execute("COMMIT")
+            self._transaction_started = None
 
     def _one(self, clause: str, params: tuple[str, ...]) -> Capture | None:
         with self._lock:
