@@ -122,6 +122,7 @@ def test_bad_inputs_are_reported_and_nothing_readable_is_lost(warcs, tmp_path):
     assert "gone.warc" in result.stderr and "empty-file 1" in result.stderr
 
 
+@pytest.mark.slow
 def test_usage_errors(tmp_path):
     assert scrapy_extract("-o", tmp_path / "x.jsonl").returncode == 2
     assert scrapy_extract(tmp_path, "-o", tmp_path / "x", "--since", "soon").returncode == 2
