@@ -283,3 +283,32 @@ def test_start_urls_of_any_page_kind_are_fetched() -> None:
     spider = make_spider(start_urls=f"https://{WWW}/_test/ok", settings={"SPIDER_SITEMAPS": False})
     (request,) = start_requests(spider)
     assert request.meta["page_kind"] == "page" and request.callback == spider.parse
+
+
+class RecordingEngine:
+    """Stands in for Scrapy's engine: records what the spider injects (crawls run for real
+    in test_spider_crawl.py)."""
+
+    def __init__(self) -> None:
+        self.crawled: list[Request] = []
+
+    def crawl(self, request: Request) -> None:
+        self.crawled.append(request)
+
+
+def test_with_robots_obeyed_the_sitemaps_come_from_robots_txt_middlewares_fetch() -> None:
+    spider = make_spider(settings={"ROBOTSTXT_OBEY": True})
+    assert [r.url for r in start_requests(spider)] == [HOME]
+    spider.crawler.engine = RecordingEngine()
+    body = (
+        b"User-agent: *\nDisallow: /svc/\nSitemap: https://www.nytimes.com/sitemaps/sitemap.xml\n"
+    )
+    robots = Request(f"{HOME}robots.txt", meta={"dont_obey_robotstxt": True})
+    spider.response_received(TextResponse(robots.url, body=body, encoding="utf-8"), robots)
+    assert [r.url for r in spider.crawler.engine.crawled] == [f"https://{WWW}/sitemaps/sitemap.xml"]
+    # robots.txt of hosts that are not start hosts, and failed fetches, are not read
+    other = b"Sitemap: https://www.nytimes.com/sitemaps/other.xml\n"
+    static = Request(f"https://{STATIC}/robots.txt", meta={"dont_obey_robotstxt": True})
+    spider.response_received(TextResponse(static.url, body=other, encoding="utf-8"), static)
+    spider.response_received(TextResponse(robots.url, body=other, status=404), robots)
+    assert len(spider.crawler.engine.crawled) == 1

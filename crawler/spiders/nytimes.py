@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import scrapy
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
@@ -86,6 +87,11 @@ class NytimesSpider(scrapy.Spider):
             settings.getlist("SPIDER_EXCLUDE"),
         )
         spider.use_sitemaps = settings.getbool("SPIDER_SITEMAPS")
+        # RobotsTxtMiddleware fetches robots.txt anyway: read its Sitemap lines from that
+        # response instead of fetching the file a second time.
+        spider.robots_from_middleware = settings.getbool("ROBOTSTXT_OBEY")
+        if spider.use_sitemaps and spider.robots_from_middleware:
+            crawler.signals.connect(spider.response_received, signal=signals.response_received)
         spider.listing_max_size = settings.getint("SPIDER_LISTING_MAX_SIZE")
         spider.requisites = settings.getbool("SPIDER_PAGE_REQUISITES")
         spider.requisite_max_size = settings.getint("SPIDER_REQUISITE_MAX_SIZE")
@@ -97,7 +103,7 @@ class NytimesSpider(scrapy.Spider):
         self.discovered: dict[str, str | None] = getattr(self, "state", {}).setdefault(
             "discovered", {}
         )
-        hosts: list[str] = []
+        self.sitemap_hosts: list[str] = []
         for url in self.start_url_args:
             canonical = self.policy.canonical(url)
             if canonical is None:
@@ -105,11 +111,12 @@ class NytimesSpider(scrapy.Spider):
                 self._inc("spider/start_urls_rejected")
                 continue
             parts = urlsplit(canonical)
-            if self.use_sitemaps and parts.netloc not in hosts:
-                hosts.append(parts.netloc)
-                robots = urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", ""))
-                for request in self._follow([robots], kind="robots"):
-                    yield request
+            if self.use_sitemaps and parts.netloc not in self.sitemap_hosts:
+                self.sitemap_hosts.append(parts.netloc)
+                if not self.robots_from_middleware:
+                    robots = urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", ""))
+                    for request in self._follow([robots], kind="robots"):
+                        yield request
             for request in self._follow([canonical], kind=_kind(canonical) or "page"):
                 yield request
 
@@ -140,6 +147,19 @@ class NytimesSpider(scrapy.Spider):
         ]
         self._inc("spider/robots_sitemaps", len(sitemaps))
         yield from self._follow((response.urljoin(s) for s in sitemaps), kind="listing")
+
+    def response_received(self, response: Response, request: scrapy.Request) -> None:
+        """Take the ``Sitemap:`` lines of a start host's robots.txt fetched by
+        RobotsTxtMiddleware (which sends no response to the spider)."""
+        parts = urlsplit(response.url)
+        if (
+            request.meta.get("dont_obey_robotstxt")
+            and parts.path == "/robots.txt"
+            and parts.netloc in self.sitemap_hosts
+            and response.status == 200
+        ):
+            for sitemap_request in self.parse_robots(response):
+                self.crawler.engine.crawl(sitemap_request)
 
     def parse_listing(self, response: Response) -> Iterator[scrapy.Request]:
         """Sitemap indexes, URL sets, news sitemaps and feeds; damage is logged and counted."""
