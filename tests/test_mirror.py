@@ -314,7 +314,8 @@ def test_sitemaps_list_every_article(mirror):
     assert urls == site.all_article_urls(clearnet=True)
     news = etree.fromstring(get(mirror, "/sitemaps/news.xml")[1])
     locs = [u.findtext("s:loc", namespaces=SITEMAP_NS) for u in news.findall("s:url", SITEMAP_NS)]
-    assert locs[0] == site.onion_url(site.article_path(999), scheme="http") and len(locs) == 100
+    newest = site.article_path(site.total_articles - 1)
+    assert locs[0] == site.onion_url(newest, scheme="http") and len(locs) == 100
     assert get(mirror, "/sitemaps/sitemap-2001-01.xml.gz")[0].status == 404
 
 
@@ -649,7 +650,7 @@ def test_odd_header_case_and_order(mirror):
     assert "x-ODD-case" in names and "content-TYPE" in names
     assert names.index("Date") > names.index("CONTENT-LENGTH")
     assert [v for n, v in headers if n == "X-Repeated"] == ["one", "two"]
-    assert ("X-Empty:",) in headers or ("X-Empty", "") in headers
+    assert ("X-Empty", "") in headers
     assert body == b"odd headers\n"
 
 
