@@ -40,7 +40,7 @@ class Page:
     content_type: str = "text/html; charset=utf-8"
     encoding: str | None = "gzip"  # Content-Encoding applied on the wire
     status: str = "200 OK"
-    extra_headers: list[tuple[str, str]] = field(default_factory=list)
+    warc_headers: dict[str, str] = field(default_factory=dict)  # e.g. WARC-Truncated
 
 
 def encode(body: bytes, encoding: str | None) -> bytes:
@@ -87,10 +87,8 @@ def write_warc(path: Path, pages: Iterable[Page | tuple[str, str, str, str]], gz
                 page.url,
                 "response",
                 payload=io.BytesIO(payload),
-                http_headers=StatusAndHeaders(
-                    page.status, headers + page.extra_headers, "HTTP/1.1"
-                ),
-                warc_headers_dict={"WARC-Date": page.date},
+                http_headers=StatusAndHeaders(page.status, headers, "HTTP/1.1"),
+                warc_headers_dict={"WARC-Date": page.date, **page.warc_headers},
             )
             writer.write_record(record)
             digests[f"{page.url} {page.date}"] = record.rec_headers.get_header(

@@ -146,6 +146,12 @@ def test_skips_are_counted_by_reason(tmp_path):
             Page(url=good[0].url + "?x", body=b"gone", status="404 Not Found"),
             Page(url=good[0].url + "?empty", body=b"<html><head></head></html>"),
             Page(url=good[0].url + "?bad", body=b"<html><body><p>caf\xe9</p></body></html>"),
+            Page(
+                url=good[0].url + "?cut",
+                body=b"<html><body><p>Half",
+                encoding=None,
+                warc_headers={"WARC-Truncated": "disconnect"},
+            ),
             front,
             good[1],
         ],
@@ -157,6 +163,7 @@ def test_skips_are_counted_by_reason(tmp_path):
     assert stats["no-body"] == 1
     assert stats["invalid-utf-8"] == 1
     assert stats["not-article"] == 1
+    assert stats["truncated-capture"] == 1
 
 
 def test_oversized_page_is_skipped_without_loading_it(tmp_path):

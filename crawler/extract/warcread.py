@@ -10,6 +10,8 @@ into memory). Damage is counted in the caller's ``Counter`` and reading goes on:
 - a corrupt or truncated gzip member, or a record that does not parse, is dropped and
   reading resynchronises at the next gzip member (``.warc.gz``) or the next ``WARC/1.x``
   line (``.warc``) after it (``damaged:gzip``, ``damaged:record``);
+- a capture the crawler marked ``WARC-Truncated`` (cut by size, time or disconnect) is
+  skipped (``truncated-capture``);
 - a payload whose ``Content-Encoding`` cannot be decoded is dropped (``bad-content-encoding``,
   ``unsupported-content-encoding``).
 
@@ -122,12 +124,19 @@ class _StrictReader(DecompressingBufferedReader):
     member would pass for a short but valid record.
     """
 
+    _fed = False  # the current member's decompressor has been given data
+
+    def _init_decomp(self, decomp_type: str | None) -> None:
+        self._fed = False
+        super()._init_decomp(decomp_type)
+
     def _process_read(self, data: bytes) -> None:
-        if not data and self.decompressor and self.num_block_read and not self.decompressor.eof:
+        if not data and self.decompressor and self._fed and not self.decompressor.eof:
             raise ArchiveLoadFailed("gzip member cut short by the end of the file")
         super()._process_read(data)
 
     def _decompress(self, data: bytes) -> bytes:
+        self._fed = self._fed or bool(self.decompressor and data)
         if self.decompressor and data and self.num_block_read:
             try:
                 return self.decompressor.decompress(data)
@@ -173,6 +182,9 @@ def _capture(
             stats["not-http"] += 1
         return None
     headers = record.rec_headers
+    if headers.get_header("WARC-Truncated"):
+        stats["truncated-capture"] += 1  # the crawler kept a partial page: not an article
+        return None
     errors_before = iterator.err_count
     body: bytes | None = None
     oversized = False
