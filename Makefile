@@ -48,9 +48,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# A real crawl of the NYT onion through the system Tor (127.0.0.1:9050 / 9051).
+# A real crawl of the NYT onion through the system Tor (127.0.0.1:9050 / 9051): the job
+# wrapper runs `scrapy torcheck`, `scrapy crawl nytimes`, then `scrapy extract` of its WARCs.
 crawl: setup
-	$(SCRAPY) torcheck && $(SCRAPY) crawl nytimes
+	$(PY) -m crawler.job
 
 torcheck: setup
 	$(SCRAPY) torcheck
