@@ -116,7 +116,11 @@ def png(name: str, width: int = 16, height: int = 16) -> bytes:
     )
 
 
-STYLESHEET = """\
+STYLESHEET_PATH = "/vi-assets/static-assets/global-3f2a9c.css"
+SCRIPT_PATH = "/vi-assets/static-assets/main-7b41d0.js"
+LOGO_PATH = "/images/icons/t-logo-mirror.png"
+
+_STYLESHEET = """\
 /* mirror stylesheet: synthetic */
 body{margin:0;font-family:georgia,serif;color:#121212}
 .css-1vxca1d,.story-body{max-width:600px;margin:0 auto}
@@ -124,16 +128,13 @@ body{margin:0;font-family:georgia,serif;color:#121212}
 #site-index{border-top:1px solid #ccc;padding:20px}
 """
 
-SCRIPT = """\
+_SCRIPT = """\
 /* mirror script: synthetic */
 (function(){var b=document.body;if(b){b.setAttribute('data-mirror','1');}})();
 """
 
+#: Static-host path -> (Content-Type, body).
 ASSETS = {
-    "/vi-assets/static-assets/global-3f2a9c.css": ("text/css; charset=utf-8", STYLESHEET.encode()),
-    "/vi-assets/static-assets/main-7b41d0.js": (
-        "application/javascript; charset=utf-8",
-        SCRIPT.encode(),
-    ),
+    STYLESHEET_PATH: ("text/css; charset=utf-8", _STYLESHEET.encode()),
+    SCRIPT_PATH: ("application/javascript; charset=utf-8", _SCRIPT.encode()),
 }
-LOGO_PATH = "/images/icons/t-logo-mirror.png"

@@ -19,8 +19,6 @@ from urllib.parse import quote
 from . import media
 from .site import SECTIONS, SITE_DOMAIN, SLOT, TZ, Article, Link, MirrorSite, Section
 
-STYLESHEET = "/vi-assets/static-assets/global-3f2a9c.css"
-SCRIPT = "/vi-assets/static-assets/main-7b41d0.js"
 ROBOTS_DISALLOW = ("/svc/", "/search", "/subscription", "/auth/", "/ads/")
 SITEMAP_INDEX = "/sitemaps/sitemap.xml"
 NEWS_SITEMAP = "/sitemaps/news.xml"
@@ -69,10 +67,13 @@ class Pages:
     def head(self, title: str, extra: str = "") -> str:
         return (
             f'<meta charset="utf-8"><title>{_e(title)}</title>\n'
-            f'<link rel="stylesheet" href="{self.static(STYLESHEET)}">\n'
+            f'<link rel="stylesheet" href="{self.static(media.STYLESHEET_PATH)}">\n'
             f'<link rel="icon" href="{self.static(media.LOGO_PATH)}">\n{extra}'
             f'<script async src="https://www.googletagmanager.com/gtm.js?id=GTM-MIRROR"></script>\n'
         )
+
+    def script(self) -> str:
+        return f'<script src="{self.static(media.SCRIPT_PATH)}"></script>\n'
 
     def masthead(self) -> str:
         nav = "".join(
@@ -245,7 +246,8 @@ class Pages:
             + "</main>\n"
             + self.newsletter()
             + self.site_index()
-            + f'<script src="{self.static(SCRIPT)}"></script>\n</div>\n</body>\n</html>\n'
+            + self.script()
+            + "</div>\n</body>\n</html>\n"
         )
 
     def _react_byline(self, a: Article) -> str:
@@ -330,7 +332,9 @@ class Pages:
             + self.related(a)
             + "</main>\n"
             + self.site_index()
-            + f'</div></div>\n<script src="{self.static(SCRIPT)}"></script>\n</body>\n</html>\n'
+            + "</div></div>\n"
+            + self.script()
+            + "</body>\n</html>\n"
         )
 
     def _json_ld(self, a: Article) -> str:
@@ -389,7 +393,9 @@ class Pages:
             + self.related(a)
             + "</main>\n"
             + self.site_index()
-            + f'</div></div>\n<script src="{self.static(SCRIPT)}"></script>\n</body>\n</html>\n'
+            + "</div></div>\n"
+            + self.script()
+            + "</body>\n</html>\n"
         )
 
     # --- fronts, feeds, sitemaps ----------------------------------------------------------------

@@ -111,9 +111,9 @@ class Reply:
         self.headers = [*kept, ("Content-Length", str(length))]
         return self
 
-    def status_line(self, version: str = "HTTP/1.1") -> bytes:
+    def status_line(self) -> bytes:
         reason = REASONS.get(self.status, "Unknown") if self.reason is None else self.reason
-        return f"{version} {self.status} {reason}\r\n".encode("latin-1")
+        return f"HTTP/1.1 {self.status} {reason}\r\n".encode("latin-1")
 
 
 def http_date(moment: datetime | None = None) -> str:
