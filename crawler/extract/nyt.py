@@ -72,6 +72,8 @@ CLUTTER_CLASSES = {
     "comments",
 }
 CLUTTER_CLASS_PREFIXES = ("InlineMessage", "ad-", "Ad-", "Newsletter", "RelatedLinks")
+STORYLINE_MODULES = "//*[starts-with(@id, 'storyline-')]/.. | //*[contains(@class, 'styln-')]"
+CLUTTER_FLAG = "data-extract-clutter"
 CLUTTER_TESTIDS = ("ad", "share-tools", "newsletter", "related", "inline-message", "brand-")
 BOILERPLATE = {
     "advertisement",
@@ -317,7 +319,15 @@ def _body_containers(doc: html.HtmlElement) -> list[html.HtmlElement]:
     return []
 
 
+def _mark_modules(doc: html.HtmlElement) -> None:
+    """Flag recirculation modules set inside the body (2020+ "storyline" blocks: latest
+    updates, surveys) so that :func:`_is_clutter` skips them."""
+    for module in doc.xpath(STORYLINE_MODULES):
+        module.set(CLUTTER_FLAG, "1")
+
+
 def _body(page: Page) -> tuple[list[str], list[Link], html.HtmlElement | None]:
+    _mark_modules(page.doc)
     containers = _body_containers(page.doc)
     if not containers:
         return [], [], None
@@ -344,7 +354,7 @@ def _blocks(element: html.HtmlElement) -> Iterator[html.HtmlElement]:
 
 
 def _is_clutter(element: html.HtmlElement) -> bool:
-    if element.tag in CLUTTER_TAGS:
+    if element.tag in CLUTTER_TAGS or element.get(CLUTTER_FLAG):
         return True
     classes = (element.get("class") or "").split()
     if CLUTTER_CLASSES.intersection(classes) or any(
