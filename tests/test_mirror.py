@@ -616,7 +616,7 @@ def test_slow_trickle(mirror):
     _status, headers, body = split_response(b"".join(reads))
     assert body == payload(20) and ("Content-Length", "20") in headers
     # A lower bound only (the server sleeps 0.02 s after each of the 20 bytes): never flaky.
-    assert elapsed >= 20 * 0.02 and len(reads) >= 2
+    assert elapsed >= 0.9 * 20 * 0.02 and len(reads) >= 2
 
 
 @pytest.mark.parametrize("coding", [None, "gzip", "br"])
