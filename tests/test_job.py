@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,7 +80,8 @@ def test_a_held_lock_stops_the_run_before_anything_starts(tmp_path: Path) -> Non
 def test_tor_preflight_failure_exits_69_with_the_reason(tmp_path: Path) -> None:
     result = run_job(*no_tor_settings(tmp_path / "warcs"))
     assert result.returncode == EXIT_TOR_UNAVAILABLE, result.stdout + result.stderr
-    assert "onion-archiver job: Tor preflight failed (scrapy torcheck exit" in result.stderr
+    assert "onion-archiver job: Tor preflight failed (scrapy torcheck exit 1): " in result.stderr
+    assert "cannot connect to Tor's control port" in result.stderr.splitlines()[-1]
     assert "running scrapy crawl" not in result.stdout  # nothing crawled without Tor
     assert not list((tmp_path / "warcs").glob("*.warc*"))
     # The lock was released: the next run gets past it (and fails the same way).
@@ -137,3 +139,34 @@ def test_a_running_step_keeps_the_lock_and_stops_gracefully_once(tmp_path: Path)
     assert "Spider closed (shutdown)" in log
     third = run_job("--lock", str(lock.path), *no_tor_settings(tmp_path / "warcs"))
     assert third.returncode == EXIT_TOR_UNAVAILABLE  # the lock was free again
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")
+def test_the_systemd_units_run_the_wrapper_and_verify(tmp_path: Path) -> None:
+    """docs/systemd/*: systemd-analyze accepts them once pointed at this checkout, and the
+    service runs the wrapper that the cron line of docs/scheduling.md runs too."""
+    units = REPO_ROOT / "docs" / "systemd"
+    for unit in ("onion-archiver.service", "onion-archiver.timer"):
+        text = (units / unit).read_text().replace("/opt/onion-archiver", str(REPO_ROOT))
+        text = text.replace("=onion-archiver\n", "=root\n")  # User=, Group= that exist here
+        (tmp_path / unit).write_text(text)
+    service = (tmp_path / "onion-archiver.service").read_text()
+    assert f"ExecStart={sys.executable.rsplit('/bin/', 1)[0]}/bin/python -m crawler.job" in service
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", "onion-archiver.service", "onion-archiver.timer"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "onion-archiver" not in result.stderr, result.stderr  # no warning about our units
+    cron = [
+        line.strip()
+        for line in (REPO_ROOT / "docs" / "scheduling.md").read_text().splitlines()
+        if line.startswith("    15 */6 * * * ")
+    ]
+    assert cron == [
+        "15 */6 * * * cd /opt/onion-archiver && .venv/bin/python -m crawler.job "
+        ">> warc_output/job.log 2>&1"
+    ]
