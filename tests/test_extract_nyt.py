@@ -23,6 +23,8 @@ CLUTTER = (
     "Site Index",
     "Share this article",
     "You have 2 free articles remaining",
+    "A recirculated update",
+    "Is this helpful?",
 )
 
 
@@ -152,6 +154,8 @@ src="https://{STATIC}/images/2020/07/29/us/29spoons/29spoons-articleLarge.jpg?qu
 <a href="/2020/07/01/us/forks.html">forks</a> and <a href="https://example.org/x">a report</a>.</p>
 <ul><li>A listed speaker</li><li>Another speaker</li></ul>
 <div class="interactive-body"><p>Updated Sept. 2, 2020</p></div>
+<div><h2 id="storyline-latest-updates">Latest Updates</h2><ul><li>A recirculated update</li></ul>
+<div class="styln-survey-component"><p>Is this helpful?</p></div></div>
 <aside><p>Related coverage</p></aside>
 <div data-testid="StandardAd"><p>Advertisement</p></div>
 <figure><img src="https://{STATIC}/images/2020/07/29/us/29spoons2/29spoons2-articleLarge.jpg">
