@@ -184,7 +184,8 @@ def _sample_warc(directory: Path, gz: bool) -> tuple[bytes, list[tuple[int, int,
         for record in iterator:
             uri = record.rec_headers.get_header("WARC-Target-URI")
             iterator.read_to_end()
-            spans.append((iterator.offset, iterator.offset + iterator.member_info[1], uri, b""))
+            start, length = iterator.member_info
+            spans.append((start, start + length, uri, b""))
     return data, [(start, end, uri, bodies[uri]) for start, end, uri, _ in spans]
 
 
