@@ -271,3 +271,17 @@ def test_mirror_styles_match_ground_truth(style):
         article = parse(pages.article(truth), truth.onion_path)
         record = article.to_dict()
         assert {k: record[k] for k in truth.record()} == truth.record()
+
+
+def test_live_blog_posts_from_markup_when_json_ld_has_none():
+    ld = {"@type": "LiveBlogPosting", "headline": "Spoon Summit", "datePublished": "2021-05-01"}
+    html = (
+        f'<html><head><script type="application/ld+json">{json.dumps(ld)}</script></head><body>'
+        "<h1>Spoon Summit</h1>"
+        '<article data-testid="live-blog-post"><h2>First post</h2><p>First text.</p>'
+        '<div class="ad"><p>Advertisement</p></div></article>'
+        '<article data-testid="live-blog-post"><h2>Second post</h2><p>Second text.</p></article>'
+        "</body></html>"
+    )
+    article = parse(html, "/live/2021/05/01/us/spoon-summit")
+    assert article.paragraphs == ["First post", "First text.", "Second post", "Second text."]
