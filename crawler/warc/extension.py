@@ -9,6 +9,8 @@ seconds (a response the spider never sees, e.g. a redirect) or at close.
 
 Exchanges without a response byte are logged and counted (``warc/no_response``), not
 written. A failed write (disk full) closes the spider with reason ``warc_write_failed``.
+The CDXJ index of each finished file is written on a separate thread; the spider's close
+waits for it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import socket
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -122,6 +125,7 @@ class WarcWriterExtension:
         self._pending: OrderedDict[str, _PendingMetadata] = OrderedDict()
         self._last_write = time.monotonic()
         self._ticker: Any = None
+        self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warc-cdxj")
         crawler.signals.connect(self.exchange_recorded, signal=exchange_recorded)
         crawler.signals.connect(self.capture_parsed, signal=capture_parsed)
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
@@ -143,9 +147,12 @@ class WarcWriterExtension:
             self._ticker.stop()
         while self._pending and not self.failure:
             self._write_metadata(self._pending.popitem(last=False)[1], None)
-        self.writer.close()
-        if self.index is not None:
-            self.index.close()
+        try:
+            self.writer.close()
+        finally:
+            if self.index is not None:
+                self.index.close()
+            self._indexer.shutdown(wait=True)  # the last files' CDXJ, before the process ends
 
     def exchange_recorded(self, exchange: Exchange, request: Request) -> None:
         if exchange.response is None or exchange.response_length <= 0:
@@ -277,10 +284,14 @@ class WarcWriterExtension:
     def _file_finished(self, path: Path) -> None:
         self.stats.inc_value("warc/files")
         if self.cdxj:
-            try:
-                write_cdxj(path, self.onion_map, self.file_mode)
-            except OSError as exc:
-                logger.error("could not write the CDXJ index of %s: %s", path, exc)
+            self._indexer.submit(self._write_cdxj, path)
+
+    def _write_cdxj(self, path: Path) -> None:
+        """On the indexing thread: a large file takes seconds, the reactor must not wait."""
+        try:
+            write_cdxj(path, self.onion_map, self.file_mode)
+        except Exception:  # a thread's failure would otherwise vanish; the WARC is intact
+            logger.exception("could not write the CDXJ index of %s", path)
 
     def _fail(self, exc: WarcWriteError) -> None:
         self.failure = str(exc)
