@@ -26,6 +26,10 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tornet import TorNetwork
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = REPO_ROOT / "tests"
@@ -75,7 +79,14 @@ def crawl_worker(config_path: str) -> None:
             outcome["finished"] = time.monotonic()
 
     concurrency = config["concurrency"]
-    tor = {"ADDONS": {"crawler.tor.addon.TorAddon": 0}, "TOR_SOCKS_URL": config["socks_url"]}
+    import settings as project
+
+    tor = {
+        **{k: v for k, v in vars(project).items() if k.startswith("TOR_")},
+        "ADDONS": {"crawler.tor.addon.TorAddon": 0},
+        "TOR_SOCKS_URL": config["socks_url"],
+        "TOR_CONTROL_URL": config["control_url"],
+    }
     process = CrawlerProcess(
         {
             **({} if config.get("host") else tor),
@@ -102,7 +113,7 @@ def crawl_worker(config_path: str) -> None:
 
 
 def run_handler(
-    urls: list[str], socks_url: str, concurrency: int, workdir: Path, host: str | None = None
+    urls: list[str], network: TorNetwork, concurrency: int, workdir: Path, host: str | None = None
 ) -> dict:
     """Crawl *urls* with the Tor handler; with *host*, with Scrapy's own HTTP/1.1 handler
     straight to the URLs (loopback), sending ``Host: host``."""
@@ -112,7 +123,8 @@ def run_handler(
         json.dumps(
             {
                 "urls": urls,
-                "socks_url": socks_url,
+                "socks_url": network.socks_url,
+                "control_url": network.control_url,
                 "concurrency": concurrency,
                 "host": host,
                 "output": str(output),
@@ -207,18 +219,16 @@ def main() -> None:
                 socks_url = network.socks_url
                 print(f"{args.pages} {args.scheme} pages, concurrency {args.concurrency}")
                 run_curl(urls[:WARMUP_PAGES], socks_url, 1)
-                run_handler(urls[:WARMUP_PAGES], socks_url, 1, workdir)
+                run_handler(urls[:WARMUP_PAGES], network, 1, workdir)
                 curl = summary("curl", run_curl(urls, socks_url, args.concurrency))
-                handler = summary(
-                    "handler", run_handler(urls, socks_url, args.concurrency, workdir)
-                )
+                handler = summary("handler", run_handler(urls, network, args.concurrency, workdir))
                 origin = mirror.origin(args.scheme)
                 direct_urls = [
                     url.replace(f"{args.scheme}://{site.www_host}", origin) for url in urls
                 ]
                 direct = summary(
                     "direct",
-                    run_handler(direct_urls, socks_url, args.concurrency, workdir, site.www_host),
+                    run_handler(direct_urls, network, args.concurrency, workdir, site.www_host),
                 )
     print(
         f"handler/curl: throughput x{handler['pages_per_s'] / curl['pages_per_s']:.2f}, "

@@ -8,8 +8,8 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -34,11 +34,16 @@ def run_crawl(
     project: bool = False,
     audit: bool = False,
     timeout: float = CRAWL_TIMEOUT,
+    when_logged: tuple[str, Callable[[], object]] | None = None,
 ) -> dict:
-    """Crawl *requests* in a subprocess (tests/torcrawl.py) and return its JSON output."""
+    """Crawl *requests* in a subprocess (tests/torcrawl.py) and return its JSON output.
+
+    *when_logged* = (text, action): call action once the crawl's log shows text.
+    """
     requests = [{"url": r} if isinstance(r, str) else r for r in requests]
     output = tmp_path / f"crawl-{time.monotonic_ns()}.json"
     config = tmp_path / f"{output.stem}-config.json"
+    log = tmp_path / f"{output.stem}.log"
     base = {"LOG_LEVEL": "INFO", "TELNETCONSOLE_ENABLED": False, "ROBOTSTXT_OBEY": False}
     config.write_text(
         json.dumps(
@@ -52,16 +57,28 @@ def run_crawl(
         )
     )
     started = time.monotonic()
-    process = subprocess.run(
-        [sys.executable, str(TESTS_DIR / "torcrawl.py"), str(config)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert process.returncode == 0, process.stderr[-4000:]
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(TESTS_DIR / "torcrawl.py"), str(config)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            while process.poll() is None:
+                if time.monotonic() - started > timeout:
+                    pytest.fail(f"the crawl took over {timeout} s:\n{log.read_text()[-4000:]}")
+                if when_logged is not None and when_logged[0] in log.read_text():
+                    when_logged[1]()
+                    when_logged = None
+                time.sleep(0.05)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 0, log.read_text()[-4000:]
     result = json.loads(output.read_text())
-    result["log"] = process.stderr
+    result["log"] = log.read_text()
     result["elapsed"] = time.monotonic() - started
     return result
 
@@ -136,8 +153,12 @@ def proxy(servers):
     return proxy
 
 
+#: The loopback tests have no Tor control port for the Tor control extension.
+NO_CONTROL = {"EXTENSIONS": {"crawler.tor.control.TorControl": None}}
+
+
 def local_settings(proxy: SocksServer, **extra) -> dict:
-    return {"TOR_SOCKS_URL": proxy.url, "RETRY_ENABLED": False, **extra}
+    return {"TOR_SOCKS_URL": proxy.url, "RETRY_ENABLED": False, **NO_CONTROL, **extra}
 
 
 @pytest.mark.slow
@@ -301,7 +322,11 @@ def test_isolation_labels_are_the_socks_usernames(tmp_path, proxy):
 @pytest.mark.timeout(60)
 def test_without_tor_the_crawl_stops_with_tor_unavailable(tmp_path):
     port = free_port()
-    settings = {"TOR_SOCKS_URL": f"socks5h://127.0.0.1:{port}", "TOR_UNAVAILABLE_TIMEOUT": 2}
+    settings = {
+        "TOR_SOCKS_URL": f"socks5h://127.0.0.1:{port}",
+        "TOR_UNAVAILABLE_TIMEOUT": 2,
+        **NO_CONTROL,
+    }
     crawl = run_crawl(tmp_path, [f"https://www.{ONION_A}/page"], settings, audit=True)
     assert crawl["reason"] == "tor_unavailable"
     assert crawl["results"] == [{}], "the request is neither answered nor dropped as failed"
@@ -316,19 +341,21 @@ def test_without_tor_the_crawl_stops_with_tor_unavailable(tmp_path):
 def test_the_crawl_pauses_until_tor_is_back(tmp_path, servers):
     port = free_port()
     late: list[SocksServer] = []
-
-    def start_socks():
-        late.append(SocksServer({80: servers[1].port}, port=port))
-
-    timer = threading.Timer(2.0, start_socks)
-    timer.start()
+    settings = {
+        "TOR_SOCKS_URL": f"socks5h://127.0.0.1:{port}",
+        "TOR_UNAVAILABLE_TIMEOUT": 20,
+        **NO_CONTROL,
+    }
+    urls = [f"http://www.{ONION_A}/page?{i}" for i in range(3)]
+    routes = {80: servers[1].port}
     try:
-        settings = {"TOR_SOCKS_URL": f"socks5h://127.0.0.1:{port}", "TOR_UNAVAILABLE_TIMEOUT": 20}
-        urls = [f"http://www.{ONION_A}/page?{i}" for i in range(3)]
-        crawl = run_crawl(tmp_path, urls, settings)
+        crawl = run_crawl(
+            tmp_path,
+            urls,
+            settings,
+            when_logged=("crawl paused", lambda: late.append(SocksServer(routes, port))),
+        )
     finally:
-        timer.cancel()
-        timer.join()
         for server in late:
             server.stop()
     assert crawl["reason"] == "finished"
@@ -341,7 +368,12 @@ def test_the_crawl_pauses_until_tor_is_back(tmp_path, servers):
 
 
 def tor_settings(tor_network, **extra) -> dict:
-    return {"TOR_SOCKS_URL": tor_network.socks_url, "RETRY_ENABLED": False, **extra}
+    return {
+        "TOR_SOCKS_URL": tor_network.socks_url,
+        "TOR_CONTROL_URL": tor_network.control_url,
+        "RETRY_ENABLED": False,
+        **extra,
+    }
 
 
 def mirror_exchange_id(result: dict) -> str:

@@ -141,6 +141,7 @@ def test_the_addon_installs_the_handler_middlewares_and_retry():
     middlewares = settings["DOWNLOADER_MIDDLEWARES"]
     assert middlewares["crawler.tor.middleware.OnionScopeMiddleware"] == 40
     assert middlewares["scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware"] is None
+    assert settings["EXTENSIONS"]["crawler.tor.control.TorControl"] == 100
     assert "crawler.tor.socks.CircuitError" in settings.getlist("RETRY_EXCEPTIONS")
 
 

@@ -5,9 +5,10 @@ Used by the handler and leak tests as a subprocess (a fresh reactor per crawl)::
     python tests/torcrawl.py CONFIG.json
 
 CONFIG: ``{"settings": {...}, "requests": [{"url": ..., "meta": {...}}], "output": PATH,
-"project": false, "audit": false}``. With ``project`` the project's settings are the base
-(else Scrapy's defaults plus the Tor add-on). With ``audit`` every ``socket.connect`` /
-name lookup of this process is recorded (after the loopback guard allowed it) and dumped.
+"project": false, "audit": false}``. With ``project`` the project's settings are the base,
+else Scrapy's defaults, the project's ``TOR_*`` settings and the Tor add-on. With ``audit``
+every ``socket.connect`` / name lookup of this process is recorded (after the loopback
+guard allowed it) and dumped.
 OUTPUT gets ``{"results": [...], "exchanges": [...], "stats": {...}, "reason": ...,
 "circuit_failed": [[url, error class]], "audit": [...]}``; each result is in request order.
 """
@@ -128,7 +129,10 @@ def main(config_path: str) -> None:
     if config.get("project"):
         settings = get_project_settings()
     else:
-        settings = Settings({"ADDONS": {"crawler.tor.addon.TorAddon": 0}})
+        import settings as project
+
+        tor_defaults = {k: v for k, v in vars(project).items() if k.startswith("TOR_")}
+        settings = Settings({**tor_defaults, "ADDONS": {"crawler.tor.addon.TorAddon": 0}})
     settings.setdict(config.get("settings", {}), priority="cmdline")
     process = CrawlerProcess(settings, install_root_handler=True)
     process.crawl(ProbeSpider)

@@ -14,6 +14,8 @@ MIDDLEWARES = {
     # Requests never go to an HTTP proxy, and Proxy-Authorization must not reach onions.
     "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": None,
 }
+#: Tor preflight (version, bootstrap) and NEWNYM after circuit failures, through stem.
+EXTENSIONS = {"crawler.tor.control.TorControl": 100}
 #: Tor errors worth another try: a circuit that failed, or a backend briefly down (0x01).
 RETRY_EXCEPTIONS = [
     "crawler.tor.socks.CircuitError",
@@ -35,15 +37,17 @@ def keep_cookie_domains_offline() -> None:
 
 class TorAddon:
     """Installs the Tor download handler for http and https, the onion scope and Tor
-    availability middlewares, and adds the retryable Tor errors to ``RETRY_EXCEPTIONS``
-    (whichever retry middleware is enabled retries them). Settings given with a higher
-    priority (e.g. ``-s``) win as usual."""
+    availability middlewares and the Tor control extension, and adds the retryable Tor
+    errors to ``RETRY_EXCEPTIONS`` (whichever retry middleware is enabled retries them).
+    Settings given with a higher priority (e.g. ``-s``) win as usual."""
 
     def update_settings(self, settings: BaseSettings) -> None:
         for scheme in ("http", "https"):
             settings["DOWNLOAD_HANDLERS"].set(scheme, HANDLER, "addon")
         for path, order in MIDDLEWARES.items():
             settings["DOWNLOADER_MIDDLEWARES"].set(path, order, "addon")
+        for path, order in EXTENSIONS.items():
+            settings["EXTENSIONS"].set(path, order, "addon")
         if settings.getbool("COOKIES_ENABLED"):
             keep_cookie_domains_offline()
         retry_exceptions = settings.getlist("RETRY_EXCEPTIONS")

@@ -417,8 +417,6 @@ class TorDownloadHandler(BaseDownloadHandler):
                 f"refusing {request.url}: {host!r} is not a v3 onion host (only onion hosts "
                 "are fetched, through Tor)"
             )
-        if url.scheme not in ("http", "https"):
-            raise NotConfigured(f"{type(self).__name__} does not handle {url.scheme}: URLs")
         port = url.port or (443 if url.scheme == "https" else 80)
         key = _PoolKey(state.exchange.isolation, host, port, url.scheme)
         events = _request_events(request, host, port, url.scheme)
@@ -436,7 +434,7 @@ class TorDownloadHandler(BaseDownloadHandler):
         connection = _HTTPConnection(key, self._connection_lost)
         state.connection = connection
         self._active.add(connection)
-        credentials = (key.label.encode(), SOCKS_PASSWORD) if key.label else None
+        credentials = (key.label.encode(), SOCKS_PASSWORD)
         socks = Socks5ClientProtocol(key.host, key.port, credentials, connection)
         address, port = self.socks_address
         endpoint_class = TCP6ClientEndpoint if ":" in address else TCP4ClientEndpoint

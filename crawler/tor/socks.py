@@ -27,9 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 SOCKS_VERSION = 0x05
-AUTH_NONE = 0x00
 AUTH_USERNAME_PASSWORD = 0x02
-AUTH_NO_ACCEPTABLE = 0xFF
 CMD_CONNECT = 0x01
 ATYP_IPV4 = 0x01
 ATYP_DOMAIN = 0x03
@@ -193,10 +191,8 @@ def reply_error(code: int) -> SocksError:
     return cls()
 
 
-def greeting(credentials: tuple[bytes, bytes] | None) -> bytes:
-    """The method-selection message offering exactly one method."""
-    method = AUTH_NONE if credentials is None else AUTH_USERNAME_PASSWORD
-    return bytes((SOCKS_VERSION, 1, method))
+#: The method-selection message: username/password (RFC 1929) only.
+GREETING = bytes((SOCKS_VERSION, 1, AUTH_USERNAME_PASSWORD))
 
 
 def auth_request(username: bytes, password: bytes) -> bytes:
@@ -248,7 +244,8 @@ def connect_reply_length(data: bytes) -> int | None:
 
 @implementer(IHandshakeListener)
 class Socks5ClientProtocol(Protocol):
-    """Opens a SOCKS5 CONNECT tunnel, then relays the stream to *application*.
+    """Opens a SOCKS5 CONNECT tunnel with *credentials* (username, password), then relays
+    the stream to *application*.
 
     ``tunnel_ready`` fires with this protocol once Tor answered "succeeded", or fails with
     a :class:`TorError`. From then on received bytes go to ``application.dataReceived``
@@ -261,7 +258,7 @@ class Socks5ClientProtocol(Protocol):
         self,
         host: str,
         port: int,
-        credentials: tuple[bytes, bytes] | None,
+        credentials: tuple[bytes, bytes],
         application: Protocol,
     ):
         self.host = host
@@ -273,7 +270,7 @@ class Socks5ClientProtocol(Protocol):
         self._state = "greeting"
 
     def connectionMade(self) -> None:
-        self.transport.write(greeting(self.credentials))
+        self.transport.write(GREETING)
 
     def dataReceived(self, data: bytes) -> None:
         if self._state == "open":
@@ -293,13 +290,12 @@ class Socks5ClientProtocol(Protocol):
             self._buffer = self._buffer[2:]
             if version != SOCKS_VERSION:
                 raise SocksProtocolError(f"greeting reply version {version}, expected 5")
-            if method == AUTH_NO_ACCEPTABLE or method != greeting(self.credentials)[2]:
-                raise SocksProtocolError(f"the proxy refused the offered method ({method})")
-            if self.credentials is None:
-                self._send_connect()
-            else:
-                self._state = "auth"
-                self.transport.write(auth_request(*self.credentials))
+            if method != AUTH_USERNAME_PASSWORD:
+                raise SocksProtocolError(
+                    f"the proxy refused username/password authentication (method {method})"
+                )
+            self._state = "auth"
+            self.transport.write(auth_request(*self.credentials))
         if self._state == "auth":
             if len(self._buffer) < 2:
                 return
