@@ -60,7 +60,7 @@ def markdown_filename(record: dict) -> str:
     path = record["url"].split("?", 1)[0].rstrip("/")
     slug = re.sub(r"\.html?$", "", path.rsplit("/", 1)[-1])
     slug = re.sub(r"[^A-Za-z0-9]+", "-", slug).strip("-")[:80] or "article"
-    date = (record.get("published") or "")[:10] or "undated"
+    date = re.sub(r"[^0-9-]", "", (record.get("published") or "")[:10]) or "undated"
     captured = re.sub(r"[^0-9TZ]", "", record.get("capture_time") or "") or "unknown"
     return f"{date}-{slug}-{captured}.md"
 
