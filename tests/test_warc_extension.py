@@ -216,3 +216,15 @@ def test_leftover_open_file_is_finished_when_the_spider_opens(tmp_path: Path) ->
 def test_bad_settings_fail_at_start(tmp_path: Path, setting: dict) -> None:
     with pytest.raises(ValueError):
         start(tmp_path, **setting)
+
+
+def test_unusable_warc_dir_stops_archiving_loudly(tmp_path: Path, caplog) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    crawler, extension = start(tmp_path, WARC_DIR=str(tmp_path / "a-file" / "warcs"))
+    first = record(crawler, RESPONSES["custom-reason"][0])
+    record(crawler, RESPONSES["custom-reason"][0])
+    assert "warc_record_id" not in first.meta
+    assert "cannot create" in crawler.stats.get_value("warc/write_failed")
+    assert crawler.stats.get_value("warc/not_archived") == 1
+    assert "WARC writing failed, closing the spider (warc_write_failed)" in caplog.text
+    extension.spider_closed(crawler.spider, "warc_write_failed")

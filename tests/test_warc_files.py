@@ -241,3 +241,11 @@ def test_disk_full_keeps_finished_files_and_leaves_a_repairable_open_file(small_
 
     (repaired,) = make_writer(small_disk).files.repair_leftovers()
     assert assert_valid_warc(repaired) == 1 + 2 * written
+
+
+def test_unusable_directory_is_a_write_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    writer = make_writer(blocker / "warcs")
+    with pytest.raises(WarcWriteError, match="cannot create"):
+        write_some(writer, 1)

@@ -185,6 +185,8 @@ class WarcWriterExtension:
                 exchange.url,
                 exchange.error or "",
             )
+        elif exchange.error:
+            logger.warning("archived the response of %s despite: %s", exchange.url, exchange.error)
         self._pending[record_id] = _PendingMetadata(
             capture, self._capture_fields(exchange, request, capture), time.monotonic()
         )

@@ -296,16 +296,21 @@ class WarcFiles:
             self._on_finished(path)
 
     def _open(self) -> WarcFile:
-        if not self.directory.exists():
-            self.directory.mkdir(parents=True, mode=self.dir_mode)
-            os.chmod(self.directory, self.dir_mode)
         now = datetime.now(timezone.utc)
         name = (
             f"{self.prefix}-{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03}"
             f"-{self._serial:05}-{secrets.token_hex(4)}{WARC_SUFFIX}"
         )
         self._serial += 1
-        warc_file = WarcFile(self.directory / name, self.file_mode)
+        try:
+            if not self.directory.exists():
+                self.directory.mkdir(parents=True, mode=self.dir_mode)
+                os.chmod(self.directory, self.dir_mode)
+            warc_file = WarcFile(self.directory / name, self.file_mode)
+        except OSError as exc:
+            raise WarcWriteError(
+                exc.errno, f"cannot create {self.directory / name}: {exc.strerror or exc}"
+            ) from exc
         self.current = warc_file
         self._write(warc_file, [self._warcinfo(name)])
         return warc_file

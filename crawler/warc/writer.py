@@ -155,7 +155,11 @@ class CaptureWriter:
         if self.dedup == "off" or self.index is None or exchange.truncated or scan.status != 200:
             return None
         url = exchange.url if self.dedup == "url" else None
-        return self.index.by_digest(scan.payload_digest, url)
+        try:
+            return self.index.by_digest(scan.payload_digest, url)
+        except sqlite3.Error as exc:  # e.g. locked by another job: archive in full instead
+            logger.error("capture index lookup failed, %s archived in full: %s", exchange.url, exc)
+            return None
 
     def _index(self, written: WrittenCapture, refers_to: str | None) -> None:
         headers = written.scan.http_headers
