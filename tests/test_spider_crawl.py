@@ -41,6 +41,7 @@ class Crawl:
     work: Path
     log: str
     requests: list[tuple[str, str]]  # (host, path) in arrival order
+    heads: list[str]  # the requests' heads, lower-cased
     report: dict | None
 
     def articles(self) -> list[str]:
@@ -61,17 +62,18 @@ class CrawlRunner:
     def exchange_count(self) -> int:
         return len(list(self.mirror.sent_log_dir.glob("*.request")))
 
-    def requests_after(self, count: int) -> list[tuple[str, str]]:
-        """(Host, path) of the requests the mirror received after its first *count*."""
+    def requests_after(self, count: int) -> tuple[list[tuple[str, str]], list[str]]:
+        """(Host, path) and the lower-cased head of each request the mirror received after
+        its first *count*."""
         files = sorted(self.mirror.sent_log_dir.glob("*.request"), key=lambda p: int(p.stem))
-        requests = []
+        requests, heads = [], []
         for path in files[count:]:
-            head = path.read_bytes().split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-            host = next(
-                h.split(":", 1)[1].strip() for h in head[1:] if h.lower().startswith("host:")
-            )
-            requests.append((host, head[0].split(" ")[1]))
-        return requests
+            head = path.read_bytes().split(b"\r\n\r\n", 1)[0].decode("latin-1")
+            lines = head.split("\r\n")
+            host = next(h.split(":", 1)[1].strip() for h in lines if h.lower().startswith("host:"))
+            requests.append((host, lines[0].split(" ")[1]))
+            heads.append(head.lower())
+        return requests, heads
 
     def command(self, work: Path, *extra: str) -> list[str]:
         settings = {
@@ -108,7 +110,7 @@ class CrawlRunner:
         log = log_path.read_text(errors="replace")
         reports = sorted((work / "warc").glob("*-report.json"), key=lambda p: p.stat().st_mtime)
         report = json.loads(reports[-1].read_text()) if reports else None
-        return Crawl(work, log, self.requests_after(before), report)
+        return Crawl(work, log, *self.requests_after(before), report)
 
 
 @contextmanager
@@ -140,6 +142,15 @@ def first_crawl(runner: CrawlRunner, tmp_path_factory: pytest.TempPathFactory) -
     return runner.run(tmp_path_factory.mktemp("crawl"))
 
 
+@pytest.fixture(scope="module")
+def second_crawl(
+    first_crawl: Crawl, runner: CrawlRunner, onion_mirror: MirrorServer
+) -> tuple[Crawl, MirrorSite]:
+    """A run against edition 1 (50 new, 20 updated articles) with the first run's index."""
+    with mirror_edition(onion_mirror, 1) as site:
+        return runner.run(first_crawl.work, log_name="second.log"), site
+
+
 def assert_in_scope(crawl: Crawl) -> None:
     policy = UrlPolicy(OnionMap(MIRROR_ONION_MAP))
     hosts = {f"www.{MIRROR_ONION_MAP['nytimes.com']}", f"static01.{MIRROR_ONION_MAP['nyt.com']}"}
@@ -165,6 +176,7 @@ def test_crawl_finds_every_article_once_and_nothing_excluded(
     assert set(fetched) == expected, f"missing {sorted(expected - set(fetched))[:5]}"
     assert max(fetched.values()) == 1, [p for p, n in fetched.items() if n > 1][:5]
     assert_in_scope(crawl)
+    assert {host for host, _path in crawl.requests} == {f"www.{MIRROR_ONION_MAP['nytimes.com']}"}
     paths = Counter(path for _host, path in crawl.requests)
     # discovery went through robots.txt, the sitemap index, gzipped monthly sitemaps,
     # the news sitemap, section fronts and RSS
@@ -186,10 +198,9 @@ def test_crawl_finds_every_article_once_and_nothing_excluded(
 
 @pytest.mark.timeout(400)
 def test_second_run_fetches_new_and_updated_articles_and_few_others(
-    first_crawl: Crawl, runner: CrawlRunner, onion_mirror: MirrorServer
+    second_crawl: tuple[Crawl, MirrorSite],
 ) -> None:
-    with mirror_edition(onion_mirror, 1) as site:
-        crawl = runner.run(first_crawl.work, log_name="second.log")
+    crawl, site = second_crawl
     assert "Spider closed (finished)" in crawl.log, crawl.log[-3000:]
     new = article_paths(site, range(site.base_articles, site.total_articles))
     updated = article_paths(site, site.updated_indices(1))
@@ -282,3 +293,75 @@ def test_misbehaving_pages_are_logged_counted_and_the_crawl_goes_on(
     # ... and the rest of the crawl went on: the front and its articles
     assert paths["/section/world"] == 1
     assert len(crawl.articles()) >= 20
+
+
+@pytest.mark.timeout(300)
+def test_recheck_sends_conditional_requests_and_counts_304_as_unchanged(
+    second_crawl: tuple[Crawl, MirrorSite], runner: CrawlRunner, onion_mirror: MirrorServer
+) -> None:
+    crawl, site = second_crawl
+    with mirror_edition(onion_mirror, 1):
+        third = runner.run(
+            crawl.work,
+            *("-s", "SPIDER_SITEMAPS=False", "-s", "DEPTH_LIMIT=1"),
+            *("-s", "INCREMENTAL_RECHECK_AFTER=0"),
+            log_name="third.log",
+        )
+    assert "Spider closed (finished)" in third.log, third.log[-3000:]
+    home = set(site.article_path(i) for i in site.latest(50))
+    assert set(third.articles()) == home
+    conditional = [
+        path
+        for (_host, path), head in zip(third.requests, third.heads, strict=True)
+        if "\r\nif-none-match: " in head and "\r\nif-modified-since: " in head
+    ]
+    assert sorted(conditional) == sorted(home)
+    assert third.report["stats"]["incremental/unchanged/article"] == 50
+    assert third.report["articles"]["unchanged"] == 50 and third.report["articles"]["new"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_since_limits_articles_by_publication_date(runner: CrawlRunner, onion_mirror, tmp_path):
+    site = onion_mirror.site
+    since = "2015-02-05"
+    expected = {
+        site.article_path(i)
+        for i in range(site.total_articles)
+        if site.published(i).date().isoformat() >= since
+    }
+    assert 50 < len(expected) < site.total_articles
+    crawl = runner.run(
+        tmp_path, "-a", f"since={since}", "-a", "start_urls=https://www.nytimes.com/"
+    )
+    assert "Spider closed (finished)" in crawl.log, crawl.log[-3000:]
+    fetched = Counter(crawl.articles())
+    assert set(fetched) == expected and max(fetched.values()) == 1
+    paths = set(path for _host, path in crawl.requests)
+    assert "/sitemaps/sitemap-2015-01.xml.gz" not in paths  # last modified before since
+    assert crawl.report["stats"]["spider/since_skipped"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_page_requisites_of_captured_articles_when_switched_on(
+    runner: CrawlRunner, onion_mirror, tmp_path
+) -> None:
+    site = onion_mirror.site
+    article = site.onion_url(site.article_path(500))
+    crawl = runner.run(
+        tmp_path,
+        *("-a", f"start_urls={article}"),
+        *("-s", "SPIDER_SITEMAPS=False", "-s", "DEPTH_LIMIT=1"),
+        *("-s", "SPIDER_PAGE_REQUISITES=True", "-s", "SPIDER_REQUISITE_MAX_SIZE=300"),
+    )
+    assert "Spider closed (finished)" in crawl.log, crawl.log[-3000:]
+    static = [path for host, path in crawl.requests if host.startswith("static01.")]
+    assert site.image_path(500) in static
+    assert any(path.endswith(".css") for path in static)
+    # requisites of the start article only: linked articles are one level deeper
+    assert all(site.image_path(i) not in static for i in range(497, 500))
+    # the lead image (and its srcset variants) is larger than the 300-byte cap: the
+    # download is cut off, logged and counted, and the crawl goes on
+    cancelled = crawl.report["errors"]["DownloadCancelledError"]
+    assert cancelled >= 1
+    assert crawl.log.count("failed (DownloadCancelledError)") == cancelled
+    assert f"{site.image_path(500)} failed (DownloadCancelledError)" in crawl.log
