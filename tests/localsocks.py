@@ -118,9 +118,14 @@ class _BackendHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
+    drop_next = False
+
     def do_GET(self) -> None:
+        if self.drop_next:  # a kept-alive connection the server closes on the next request
+            self.close_connection = True
+            return
         url = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         n = int(query.get("n", 0))
         self.server.paths.append(url.path)
         if url.path == "/page":
@@ -133,6 +138,7 @@ class _BackendHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            self.drop_next = "drop-next" in query
         elif url.path == "/chunked":
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")

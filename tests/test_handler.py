@@ -13,9 +13,15 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import h11
 import pytest
 from localsocks import Backend, SocksServer, self_signed_certificate
 from onions import MIRROR_ONION_MAP
+from scrapy import Request
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 from crawler.tor import socks
 
@@ -132,6 +138,92 @@ def test_connect_request_sends_the_name_not_an_address():
     assert message[-2:] == b"\x01\xbb"
 
 
+class _Application(Protocol):
+    def __init__(self) -> None:
+        self.received = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+
+AUTH_OK = [b"\x05\x02", b"\x01\x00"]
+
+
+def open_socks(replies: list[bytes]) -> tuple[socks.Socks5ClientProtocol, list]:
+    """Run the client protocol over an in-memory transport, feeding *replies* one by one."""
+    application = _Application()
+    client = socks.Socks5ClientProtocol(f"www.{ONION_A}", 443, (b"user", b"pw"), application)
+    outcome: list = []
+    client.tunnel_ready.addBoth(outcome.append)
+    client.makeConnection(StringTransport())
+    for reply in replies:
+        client.dataReceived(reply)
+    return client, outcome
+
+
+def test_socks_handshake_then_the_stream_goes_to_the_application():
+    reply = b"\x05\x00\x00\x04" + bytes(16) + b"\x01\xbb"  # bound to an IPv6 address
+    client, outcome = open_socks([b"\x05\x02", b"\x01\x00", reply[:7], reply[7:] + b"HTTP/1.1"])
+    assert outcome == [client]
+    written = client.transport.value()
+    assert written.startswith(b"\x05\x01\x02" + b"\x01\x04user\x02pw")
+    assert written.endswith(socks.connect_request(f"www.{ONION_A}", 443))
+    assert client.application.received == b"HTTP/1.1"
+    client.dataReceived(b" 200")
+    assert client.application.received == b"HTTP/1.1 200"
+
+
+@pytest.mark.parametrize(
+    ("replies", "error", "message"),
+    [
+        ([b"\x05\xff"], socks.SocksProtocolError, "refused username/password"),
+        ([b"\x04\x02"], socks.SocksProtocolError, "version 4"),
+        ([b"\x05\x02", b"\x01\x01"], socks.SocksProtocolError, "rejected the credentials"),
+        ([b"\x05\x02", b"\x01\x00", b"\x05\x00\x00\x09\x00"], socks.SocksProtocolError, "0x09"),
+        (
+            [b"\x05\x02", b"\x01\x00", b"\x05\xf0\x00\x01" + bytes(6)],
+            socks.OnionDescriptorNotFound,
+            "0xF0",
+        ),
+        ([b"\x05\x02", b"\x01\x00", b"\x05\x66\x00\x01" + bytes(6)], socks.UnknownReply, "0x66"),
+    ],
+)
+def test_socks_handshake_failures(replies, error, message):
+    client, (failure,) = open_socks(replies)
+    assert failure.check(error) and message in str(failure.value)
+    assert client.transport.disconnecting
+
+
+def test_a_socks_port_that_closes_before_answering_is_tor_unavailable():
+    client, outcome = open_socks([])
+    client.connectionLost(Failure(ConnectionDone()))
+    assert outcome[0].check(socks.TorUnavailable)
+    client, outcome = open_socks([b"\x05\x02"])
+    client.connectionLost(Failure(ConnectionDone()))
+    assert outcome[0].check(socks.SocksProtocolError), "Tor answered: not unavailable"
+
+
+def test_request_bytes():
+    from crawler.tor.handler import _request_events
+
+    request = Request(
+        f"https://www.{ONION_A}:8443/a%20b?q=1#frag",
+        method="POST",
+        body=b"x=1",
+        headers={"Proxy-Authorization": "Basic c2VjcmV0", "X-Two": ["1", "2"]},
+    )
+    connection = h11.Connection(h11.CLIENT)
+    host = f"www.{ONION_A}"
+    wire = b"".join(connection.send(e) for e in _request_events(request, host, 8443, "https"))
+    assert wire == (
+        f"POST /a%20b?q=1 HTTP/1.1\r\nHost: {host}:8443\r\n".encode()
+        + b"X-Two: 1\r\nX-Two: 2\r\nContent-Length: 3\r\n\r\nx=1"
+    )
+    bad = Request(f"http://{host}/", headers={"X-Bad": "a\x00b"})
+    with pytest.raises(ValueError, match="cannot send"):
+        _request_events(bad, host, 80, "http")
+
+
 # --- against loopback servers ----------------------------------------------------------------
 
 
@@ -139,7 +231,7 @@ def test_connect_request_sends_the_name_not_an_address():
 def servers(tmp_path_factory):
     certificate = self_signed_certificate(tmp_path_factory.mktemp("tls"), ONION_A)
     http, https = Backend(), Backend(certificate)
-    proxy = SocksServer({80: http.port, 443: https.port})
+    proxy = SocksServer({80: http.port, 443: https.port, 8443: http.port})
     yield proxy, http, https
     for server in (proxy, http, https):
         server.stop()
@@ -504,3 +596,23 @@ def test_sixteen_slow_requests_run_concurrently(tmp_path, onion_mirror, tor_netw
         spans.append((started, started + exchange["timings"]["done"]))
     wall = max(end for _, end in spans) - min(start for start, _ in spans)
     assert wall < 6, f"16 requests of 1 s took {wall:.1f} s: not concurrent"
+
+
+@pytest.mark.slow
+def test_a_kept_alive_connection_closed_by_the_server_is_replaced(tmp_path, proxy):
+    urls = [f"http://www.{ONION_A}/page?drop-next", f"http://www.{ONION_A}/page?after"]
+    crawl = run_crawl(tmp_path, urls, local_settings(proxy, CONCURRENT_REQUESTS=1))
+    assert [r.get("status") for r in crawl["results"]] == [200, 200], crawl["results"]
+    assert len(proxy.tunnels) == 2
+    after = exchange_of(crawl, 1)
+    assert after["error"] is None and "connected" in after["timings"]
+    assert raw(after, "request").startswith(b"GET /page?after HTTP/1.1\r\n")
+
+
+@pytest.mark.slow
+def test_a_failed_tls_handshake_is_a_download_error(tmp_path, proxy):
+    crawl = run_crawl(tmp_path, [f"https://www.{ONION_A}:8443/page"], local_settings(proxy))
+    (result,) = crawl["results"]
+    assert result["error"] == "DownloadFailedError", result
+    assert f"TLS handshake with www.{ONION_A}:8443 failed" in result["message"]
+    assert exchange_of(crawl, 0)["request"] == ""
