@@ -8,9 +8,10 @@ cron line in ``docs/scheduling.md`` do. Steps, each a Scrapy command in a subpro
 output is passed through line by line (so journald or cron's mail shows the crawl's own log):
 
 1. ``scrapy torcheck``: Tor answers, is bootstrapped and reaches the mirror;
-2. ``scrapy crawl nytimes``: it must close with reason ``finished`` (or a ``closespider_*``
-   limit) having received at least one response;
-3. ``scrapy extract`` of the WARC files this run finished, into ``--articles`` (default
+2. ``scrapy crawl nytimes``, judged by the crawl report it writes (``CRAWL_REPORT`` is forced
+   on): it must close with reason ``finished`` (or a ``closespider_*`` limit) having received
+   at least one response;
+3. ``scrapy extract`` of the WARC files the report lists, into ``--articles`` (default
    ``<WARC_DIR>/articles-<UTC time>.jsonl``).
 
 ``-s`` settings go to every step, ``-a`` spider arguments to the crawl. The lock is an
@@ -30,8 +31,8 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -58,9 +59,7 @@ SPIDER = "nytimes"
 SUCCESS_REASONS = frozenset(
     {"finished", "closespider_pagecount", "closespider_timeout", "closespider_itemcount"}
 )
-SPIDER_CLOSED = re.compile(r"Spider closed \((?P<reason>[^)]+)\)")
-RESPONSE_COUNT = re.compile(r"'response_received_count': (?P<count>\d+)")
-WARC_SUFFIXES = (".warc", ".warc.gz")
+REPORT_GLOB = "*-report.json"  # crawler.report.CrawlReport's files in WARC_DIR
 #: After a graceful stop is asked for, how long a step may take to finish before it is killed.
 STOP_GRACE = 120.0
 
@@ -75,11 +74,9 @@ class JobFailed(Exception):
 
 @dataclass
 class StepResult:
-    """What a step's subprocess did: its exit status and what its log said."""
+    """What a step's subprocess did: its exit status and its last lines of output."""
 
     returncode: int
-    close_reason: str | None = None
-    responses: int = 0
     last_lines: list[str] = field(default_factory=list)
     timed_out: bool = False
 
@@ -174,18 +171,7 @@ class StepRunner:
         for line in stream:
             self.out.write(line)
             self.out.flush()
-            if match := SPIDER_CLOSED.search(line):
-                result.close_reason = match["reason"]
-            if match := RESPONSE_COUNT.search(line):
-                result.responses = int(match["count"])
             result.last_lines = [*result.last_lines[-4:], line.rstrip()]
-
-
-def finished_warcs(warc_dir: Path) -> set[Path]:
-    """The finished WARC files in *warc_dir* (``.open`` files are still being written)."""
-    if not warc_dir.is_dir():
-        return set()
-    return {p for p in warc_dir.iterdir() if p.name.endswith(WARC_SUFFIXES) and p.is_file()}
 
 
 def setting_args(settings: Sequence[str]) -> list[str]:
@@ -221,13 +207,13 @@ class Job:
         """Run every step; returns the articles file (None when no WARC was finished).
         Raises :class:`JobFailed` at the first failing step."""
         self.preflight()
-        before = finished_warcs(self.warc_dir)
-        self.crawl()
-        new_warcs = sorted(finished_warcs(self.warc_dir) - before)
-        if not new_warcs:
-            print("onion-archiver job: the crawl finished no new WARC file; nothing to extract")
+        report = self.crawl()
+        warcs = [self.warc_dir / name for name in report["warc_files"]]
+        warcs = [warc for warc in warcs if warc.is_file()]
+        if not warcs:
+            print("onion-archiver job: the crawl finished no WARC file; nothing to extract")
             return None
-        return self.extract(new_warcs)
+        return self.extract(warcs)
 
     def preflight(self) -> None:
         timeout = float(self.settings.getfloat("TOR_BOOTSTRAP_TIMEOUT")) + 60
@@ -239,21 +225,30 @@ class Job:
                 f"{last_words(result)}",
             )
 
-    def crawl(self) -> None:
-        args = ["crawl", SPIDER, *setting_args(self.setting_overrides)]
+    def crawl(self) -> dict:
+        """Run the crawl; its report (``crawler.report``) when it did its job."""
+        before = set(self.warc_dir.glob(REPORT_GLOB))
+        args = ["crawl", SPIDER, *setting_args([*self.setting_overrides, "CRAWL_REPORT=True"])]
         args += [arg for spider_arg in self.spider_args for arg in ("-a", spider_arg)]
         result = self.runner.run(args, self.crawl_timeout)
+        reports = sorted(set(self.warc_dir.glob(REPORT_GLOB)) - before)
+        report = json.loads(reports[-1].read_text(encoding="utf-8")) if reports else {}
+        reason = report.get("finish_reason")
         if result.timed_out:
-            reason = f"ran past --crawl-timeout {self.crawl_timeout:g} s and was stopped"
+            failure = f"ran past --crawl-timeout {self.crawl_timeout:g} s and was stopped"
         elif result.returncode != 0:
-            reason = f"scrapy crawl exited with status {result.returncode}: {last_words(result)}"
-        elif result.close_reason not in SUCCESS_REASONS:
-            reason = f"the spider closed with reason {result.close_reason or 'unknown'}"
-        elif result.responses == 0:
-            reason = "no response was received (is the mirror reachable through Tor?)"
+            failure = f"scrapy crawl exited with status {result.returncode}: {last_words(result)}"
+        elif not report:
+            failure = f"it wrote no crawl report in {self.warc_dir}: {last_words(result)}"
+        elif reason not in SUCCESS_REASONS:
+            failure = f"the spider closed with reason {reason} (report {reports[-1]})"
+        elif not report["stats"].get("response_received_count"):
+            failure = (
+                f"no response was received, is the site reachable through Tor? ({reports[-1]})"
+            )
         else:
-            return
-        raise JobFailed(EXIT_CRAWL_FAILED, f"crawl failed: {reason}")
+            return report
+        raise JobFailed(EXIT_CRAWL_FAILED, f"crawl failed: {failure}")
 
     def extract(self, warcs: list[Path]) -> Path:
         args = ["extract", *map(str, warcs), "-o", str(self.articles)]
@@ -264,9 +259,7 @@ class Job:
                 f"extraction failed (scrapy extract exit {result.returncode}): "
                 f"{last_words(result)}",
             )
-        print(
-            f"onion-archiver job: done; {len(warcs)} new WARC file(s), articles in {self.articles}"
-        )
+        print(f"onion-archiver job: done; {len(warcs)} WARC file(s), articles in {self.articles}")
         return self.articles
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import shutil
 import signal
@@ -18,8 +19,19 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from onions import MIRROR_ONION_MAP
 
-from crawler.job import EXIT_LOCKED, EXIT_TOR_UNAVAILABLE, JobFailed, JobLock, StepRunner
+from crawler.job import (
+    EXIT_CRAWL_FAILED,
+    EXIT_LOCKED,
+    EXIT_TOR_UNAVAILABLE,
+    JobFailed,
+    JobLock,
+    StepRunner,
+)
+from crawler.tor.onion import onion_address_from_public_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,3 +182,33 @@ def test_the_systemd_units_run_the_wrapper_and_verify(tmp_path: Path) -> None:
         "15 */6 * * * cd /opt/onion-archiver && .venv/bin/python -m crawler.job "
         ">> warc_output/job.log 2>&1"
     ]
+
+
+@pytest.mark.tor
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_crawl_that_reaches_nothing_exits_70_after_the_preflight_passed(
+    onion_mirror, tor_network, tmp_path: Path
+) -> None:
+    """Tor is fine (the preflight fetches the mirror), but the crawl's only start URL is on a
+    valid onion that no one hosts: every request fails, the spider still "finishes"."""
+    key = Ed25519PrivateKey.generate().public_key()
+    unhosted = onion_address_from_public_key(
+        key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    onion_map = {**MIRROR_ONION_MAP, "example.org": unhosted}
+    result = run_job(
+        "-s", f"WARC_DIR={tmp_path / 'warcs'}",
+        "-s", f"CAPTURE_INDEX={tmp_path / 'capture-index.sqlite3'}",
+        "-s", f"TOR_SOCKS_URL={tor_network.socks_url}",
+        "-s", f"TOR_CONTROL_URL={tor_network.control_url}",
+        "-s", f"ONION_MAP={json.dumps(onion_map)}",
+        "-s", "RETRY_TIMES=1",
+        "-a", "start_urls=https://www.example.org/",
+        timeout=240,
+    )  # fmt: skip
+    assert "OK: Tor is bootstrapped" in result.stdout, result.stdout[-3000:]
+    assert result.returncode == EXIT_CRAWL_FAILED, result.stdout[-3000:] + result.stderr
+    verdict = result.stderr.strip().splitlines()[-1]
+    assert verdict.startswith("onion-archiver job: crawl failed: no response was received")
+    assert "running scrapy extract" not in result.stdout
