@@ -85,10 +85,11 @@ def metadata_fields(record: dict) -> list[tuple[str, str]]:
 def test_capture_gets_request_response_and_metadata_with_outlinks(tmp_path: Path) -> None:
     crawler, extension = start(tmp_path)
     raw, chunked = RESPONSES["chunked-gzip"]
-    request = record(crawler, raw, chunked, depth=2, hop_path="LL")
+    request = record(crawler, raw, chunked, depth=2, hop_path="L", redirect_urls=["https://x/"])
     record_id = request.meta["warc_record_id"]
     outputs = [Request("https://a.onion/1"), {"item": 1}, Request("https://a.onion/2")]
     assert parse(crawler, request, outputs) == outputs
+    assert outputs[0].meta["hop_path"] == "LRL"
     records = stop(crawler, extension)
 
     (response,) = records["response"]
@@ -100,7 +101,7 @@ def test_capture_gets_request_response_and_metadata_with_outlinks(tmp_path: Path
     assert ("clearnet-url", "https://www.nytimes.com/page") in fields
     assert ("referrer", "https://x.onion/") in fields
     assert ("depth", "2") in fields
-    assert ("hop-path", "LL") in fields
+    assert ("hop-path", "LR") in fields
     assert ("tor-isolation", "host:test") in fields
     assert ("timing-first_byte", "0.200000") in fields
     assert [v for k, v in fields if k == "outlink"] == ["https://a.onion/1", "https://a.onion/2"]

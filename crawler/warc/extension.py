@@ -38,7 +38,7 @@ from crawler.warc.cdxj import write_cdxj
 from crawler.warc.exchange import Exchange, exchange_recorded
 from crawler.warc.files import WarcFiles, WarcWriteError
 from crawler.warc.index import CaptureIndex
-from crawler.warc.middleware import capture_parsed
+from crawler.warc.middleware import capture_parsed, hop_path
 from crawler.warc.records import RecordFactory, new_record_id
 from crawler.warc.writer import CaptureWriter, WrittenCapture
 
@@ -206,7 +206,7 @@ class WarcWriterExtension:
             ("clearnet-url", capture.clearnet_url),
             ("referrer", referrer.decode("latin-1") if referrer else ""),
             ("depth", str(request.meta.get("depth", 0))),
-            ("hop-path", str(request.meta.get("hop_path", ""))),
+            ("hop-path", hop_path(request.meta)),
             ("tor-isolation", exchange.isolation),
             ("truncated", exchange.truncated or ""),
             ("error", exchange.error or ""),

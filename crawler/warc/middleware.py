@@ -5,7 +5,8 @@ response, so it can only be written once the spider's callback has run. This mid
 (on the spider side of Scrapy's own, so it sees the callback's output before depth or
 offsite filtering) collects those URLs and sends :data:`capture_parsed` when the callback's
 output is exhausted, fails, or never runs because an earlier middleware rejected the
-response (e.g. ``HttpError``).
+response (e.g. ``HttpError``). It also gives each followed Request its hop path
+(:func:`hop_path`) unless the spider set one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 capture_parsed = object()
 
 
+def hop_path(meta: dict) -> str:
+    """Heritrix-style path from the seed to a request: ``L`` per link followed, ``R`` per
+    redirect (``""`` for a start request). Kept in ``meta["hop_path"]`` by this middleware."""
+    return meta.get("hop_path", "") + "R" * len(meta.get("redirect_urls", ()))
+
+
 class OutlinksMiddleware(BaseSpiderMiddleware):
     """Collects the URLs of Requests yielded from archived responses."""
 
@@ -31,7 +38,7 @@ class OutlinksMiddleware(BaseSpiderMiddleware):
         try:
             for output in result:
                 if isinstance(output, Request):
-                    outlinks.append(output.url)
+                    self._followed(response, output, outlinks)
                 yield output
         finally:
             self._parsed(response, outlinks)
@@ -43,10 +50,16 @@ class OutlinksMiddleware(BaseSpiderMiddleware):
         try:
             async for output in result:
                 if isinstance(output, Request):
-                    outlinks.append(output.url)
+                    self._followed(response, output, outlinks)
                 yield output
         finally:
             self._parsed(response, outlinks)
+
+    @staticmethod
+    def _followed(response: Response | None, request: Request, outlinks: list[str]) -> None:
+        outlinks.append(request.url)
+        if response is not None:
+            request.meta.setdefault("hop_path", hop_path(response.meta) + "L")
 
     def process_spider_exception(self, response: Response, exception: Exception) -> None:
         self._parsed(response, [])
