@@ -1,11 +1,11 @@
 """The crawl report: a JSON summary of a run, written next to its WARC files.
 
-:class:`CrawlReport` (a Scrapy extension) counts Tor errors by kind from the Tor layer's
-signals and, when the spider closes, writes ``{WARC_DIR}/{WARC_PREFIX}-{start}-report.json``
-(atomically: a temporary file renamed) with pages by status and kind, articles found, new,
-updated and unchanged, bytes, retries, Tor errors by kind, damaged listings and the WARC
-files of this run, plus all of Scrapy's stats. The same figures stay in Scrapy's stats
-(``report/*`` keys) for whatever collects them.
+:class:`CrawlReport` (a Scrapy extension) writes, when the spider closes,
+``{WARC_DIR}/{WARC_PREFIX}-{start}-report.json`` (atomically: a temporary file renamed) with
+pages by status and kind, articles found, new, updated and unchanged, bytes, retries, Tor
+errors by kind (download exceptions of the Tor layer, by their ``kind``), other errors,
+damaged listings and the WARC files of this run, plus all of Scrapy's stats. The Tor error
+counts also go to Scrapy's stats as ``report/tor_errors/<kind>``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,7 @@ from typing import Any
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-
-from crawler.tor.signals import circuit_failed, tor_unavailable
+from scrapy.utils.misc import load_object
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +37,6 @@ class CrawlReport:
     def __init__(self, crawler: Crawler, warc_dir: Path, prefix: str):
         self.crawler, self.warc_dir, self.prefix = crawler, warc_dir, prefix
         self.started = datetime.now(timezone.utc)
-        self.tor_errors: Counter[str] = Counter()
         self.path: Path | None = None
 
     @classmethod
@@ -49,27 +46,16 @@ class CrawlReport:
             raise NotConfigured("CRAWL_REPORT is off")
         report = cls(crawler, Path(settings["WARC_DIR"]), settings["WARC_PREFIX"])
         crawler.signals.connect(report.spider_opened, signal=signals.spider_opened)
-        crawler.signals.connect(report.circuit_failed, signal=circuit_failed)
-        crawler.signals.connect(report.tor_unavailable, signal=tor_unavailable)
         crawler.signals.connect(report.spider_closed, signal=signals.spider_closed)
         return report
 
     def spider_opened(self) -> None:
         self.started = datetime.now(timezone.utc)
 
-    def circuit_failed(self, request: Any, error: Any) -> None:
-        self._tor_error(error)
-
-    def tor_unavailable(self, error: Any) -> None:
-        self._tor_error(error)
-
-    def _tor_error(self, error: Any) -> None:
-        kind = getattr(error, "kind", None) or type(error).__name__
-        self.tor_errors[kind] += 1
-        self.crawler.stats.inc_value(f"report/tor_errors/{kind}")
-
     def spider_closed(self, spider: Any, reason: str) -> None:
         summary = self.summary(reason)
+        for kind, count in summary["tor_errors"].items():
+            self.crawler.stats.set_value(f"report/tor_errors/{kind}", count)
         self.warc_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.warc_dir / f"{self.prefix}-{self.started:%Y%m%d%H%M%S}-report.json"
         temporary = self.path.with_name(self.path.name + ".tmp")
@@ -94,6 +80,7 @@ class CrawlReport:
     def summary(self, reason: str) -> dict[str, Any]:
         """The report as a JSON-ready dict (see the README for its fields)."""
         stats = self.crawler.stats.get_stats()
+        exceptions = _by_suffix(stats, "downloader/exception_type_count/")
         articles = {
             "found": stats.get("spider/found/article", 0),
             "new": stats.get("incremental/new/article", 0),
@@ -122,10 +109,10 @@ class CrawlReport:
                 "total_cap_reached": stats.get("retry/total_cap_reached", 0),
                 "retry_after_honoured": stats.get("retry/retry_after_honoured", 0),
             },
-            "tor_errors": dict(self.tor_errors),
-            "exceptions": _by_suffix(stats, "downloader/exception_type_count/"),
-            "listing_errors": _by_suffix(stats, "spider/listing_errors/"),
+            "tor_errors": _tor_errors(exceptions),
+            "exceptions": exceptions,
             "errors": _by_suffix(stats, "spider/errors/"),
+            "listing_errors": _by_suffix(stats, "spider/listing_errors/"),
             "excluded": stats.get("policy/excluded", 0),
             "warc_files": self.warc_files(),
             "stats": stats,
@@ -146,3 +133,16 @@ class CrawlReport:
 
 def _by_suffix(stats: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {key[len(prefix) :]: value for key, value in stats.items() if key.startswith(prefix)}
+
+
+def _tor_errors(exceptions: dict[str, int]) -> dict[str, int]:
+    """Counts by ``kind`` of the download exceptions that carry one (the Tor layer's)."""
+    kinds: dict[str, int] = {}
+    for path, count in exceptions.items():
+        try:
+            kind = getattr(load_object(path), "kind", None)
+        except (ImportError, NameError, ValueError, AttributeError):
+            kind = None
+        if isinstance(kind, str):
+            kinds[kind] = kinds.get(kind, 0) + count
+    return kinds

@@ -11,11 +11,6 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.test import get_crawler
 
 from crawler.report import CrawlReport
-from crawler.tor.signals import circuit_failed, tor_unavailable
-
-
-class FakeCircuitError(Exception):
-    kind = "onion_rendezvous_failed"
 
 
 def test_report_sums_up_the_run_in_json_next_to_the_warcs(tmp_path: Path) -> None:
@@ -48,9 +43,12 @@ def test_report_sums_up_the_run_in_json_next_to_the_warcs(tmp_path: Path) -> Non
         "retry/count": 2,
     }.items():
         crawler.stats.set_value(key, value)
-    crawler.signals.send_catch_log(circuit_failed, request=None, error=FakeCircuitError())
-    crawler.signals.send_catch_log(circuit_failed, request=None, error=FakeCircuitError())
-    crawler.signals.send_catch_log(tor_unavailable, error=ConnectionRefusedError())
+    exceptions = "downloader/exception_type_count/"
+    crawler.stats.set_value(exceptions + "crawler.tor.socks.OnionRendezvousFailed", 2)
+    crawler.stats.set_value(exceptions + "crawler.tor.socks.TorUnavailable", 1)
+    crawler.stats.set_value(exceptions + "crawler.tor.socks.OnionIntroductionTimedOut", 3)
+    crawler.stats.set_value(exceptions + "twisted.internet.error.TimeoutError", 4)
+    crawler.stats.set_value(exceptions + "gone.module.Error", 5)
 
     report.spider_closed(crawler.spider, "finished")
 
@@ -60,7 +58,12 @@ def test_report_sums_up_the_run_in_json_next_to_the_warcs(tmp_path: Path) -> Non
     assert summary["pages_by_status"] == {"200": 40, "304": 7, "404": 1}
     assert summary["articles"] == {"found": 45, "new": 30, "updated": 3, "unchanged": 12}
     assert summary["bytes"] == {"received": 123456, "sent": 7890}
-    assert summary["tor_errors"] == {"onion_rendezvous_failed": 2, "ConnectionRefusedError": 1}
+    assert summary["tor_errors"] == {
+        "onion_rendezvous_failed": 2,
+        "tor_unavailable": 1,
+        "onion_introduction_timed_out": 3,
+    }
+    assert summary["exceptions"]["twisted.internet.error.TimeoutError"] == 4
     assert summary["listing_errors"] == {"html": 1}
     assert summary["retries"]["total"] == 2
     assert summary["warc_files"] == [
