@@ -74,13 +74,15 @@ class FileExtractor:
         :raises UnreadableInput: when *path* cannot be read at all.
         """
         result = FileResult(path=path)
-        originals_by_uri: dict[str, tuple[str, int]] = {}
+        # hash of (target URI, WARC-Date) -> place: small keys; a hash collision cannot
+        # mislead, since resolve() checks the payload digests agree
+        originals_by_uri: dict[int, tuple[str, int]] = {}
         for capture in read_captures(path, result.stats, self.options.max_body):
             place = (path, capture.provenance.warc_offset)
             if capture.record_type == "response":
                 if capture.provenance.payload_digest:
                     result.originals.setdefault(capture.provenance.payload_digest, place)
-                uri_key = f"{capture.target_uri} {capture.provenance.capture_time}"
+                uri_key = hash((capture.target_uri, capture.provenance.capture_time))
                 originals_by_uri.setdefault(uri_key, place)
                 self._extract(capture, emit, result.stats)
                 continue
@@ -103,7 +105,8 @@ class FileExtractor:
         if original:
             with closing(self._captures_at(original)) as captures:
                 source = next(captures, None)
-        if source is None or source.record_type != "response":
+        digests = {revisit.provenance.payload_digest, source and source.provenance.payload_digest}
+        if source is None or source.record_type != "response" or len(digests - {None}) > 1:
             stats["revisit-unresolved"] += 1
             return
         revisit.body, revisit.oversized = source.body, source.oversized
@@ -120,10 +123,10 @@ class FileExtractor:
     def _find_original(
         revisit: Capture,
         by_digest: dict[str, tuple[str, int]],
-        by_uri: dict[str, tuple[str, int]],
+        by_uri: dict[int, tuple[str, int]],
     ) -> tuple[str, int] | None:
         if revisit.refers_to_uri and revisit.refers_to_date:
-            found = by_uri.get(f"{revisit.refers_to_uri} {revisit.refers_to_date}")
+            found = by_uri.get(hash((revisit.refers_to_uri, revisit.refers_to_date)))
             if found:
                 return found
         digest = revisit.provenance.payload_digest
