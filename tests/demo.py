@@ -83,19 +83,31 @@ def crawl_settings(network: TorNetwork, demo_dir: Path, crawl_timeout: float) ->
     return [arg for name, value in settings.items() for arg in ("-s", f"{name}={value}")]
 
 
-def run(command: list[str], timeout: float) -> int:
-    """Run *command* in the repository root, its output shown as it comes; on Ctrl-C wait
-    (bounded) for it to stop, since it got the same Ctrl-C."""
+def run(name: str, command: list[str], timeout: float) -> int:
+    """Run *command* (*name* in messages) in the repository root, its output shown as it
+    comes, for at most *timeout* seconds (then it is asked to stop: SIGTERM). On Ctrl-C, wait
+    for it to stop (it got the same Ctrl-C). Either way it is killed after :data:`STOP_GRACE`
+    more seconds."""
     process = subprocess.Popen(command, cwd=REPO_ROOT)
     try:
         return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"{name} ran past {timeout:g} s: stopping it", flush=True)
+        process.terminate()
+        stop(process)
+        return 1
     except BaseException:
-        try:
-            process.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_GRACE)
+        stop(process)
         raise
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Wait up to :data:`STOP_GRACE` s for *process* to end, then kill it."""
+    try:
+        process.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_GRACE)
 
 
 def rel(path: Path) -> Path:
@@ -159,9 +171,10 @@ def main(argv: list[str] | None = None) -> int:
 
             say("running the job: Tor preflight, crawl through Tor, extraction")
             job = [sys.executable, "-m", "crawler.job", "--articles", str(articles)]
-            job += ["--crawl-timeout", str(args.crawl_timeout)]
+            # CLOSESPIDER_TIMEOUT ends the crawl normally; the wrapper's bound is a backstop.
+            job += ["--crawl-timeout", str(args.crawl_timeout + 120)]
             job += crawl_settings(network, demo_dir, args.crawl_timeout)
-            status = run(job, timeout=args.crawl_timeout + 600)
+            status = run("the job", job, timeout=args.crawl_timeout + 900)
             if status != 0:
                 say(f"the job failed with status {status} (its last line says why)")
                 return status
@@ -172,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             say("packaging WARCs, CDXJ and articles into a WACZ")
             wacz = demo_dir / f"{COLLECTION}.wacz"
             command = [sys.executable, "-m", "scrapy", "wacz", str(demo_dir), "-o", str(wacz)]
-            status = run([*command, "--articles", str(articles), "--title", "demo"], 600)
+            status = run(
+                "scrapy wacz", [*command, "--articles", str(articles), "--title", "demo"], 600
+            )
             if status != 0:
                 say(f"scrapy wacz failed with status {status}")
                 return status

@@ -203,7 +203,7 @@ def test_bad_article_line_fails_clearly_and_leaves_no_file(
     out = tmp_path / "crawl.wacz"
     result = scrapy("wacz", str(warc_dir), "-o", str(out), "--articles", str(articles))
     assert result.returncode == 1
-    assert f"{articles}:2: not JSON" in result.stdout
+    assert f"scrapy wacz: {articles}:2: not JSON" in result.stderr
     assert not out.exists() and not out.with_name(out.name + ".open").exists()
 
 
@@ -212,9 +212,9 @@ def test_no_finished_warc_fails_clearly(tmp_path: Path) -> None:
     empty.mkdir()
     result = scrapy("wacz", str(empty), "-o", str(tmp_path / "x.wacz"))
     assert result.returncode == 1
-    assert "no finished WARC file to package" in result.stdout
+    assert "scrapy wacz: no finished WARC file to package" in result.stderr
     missing = scrapy("wacz", str(tmp_path / "missing"), "-o", str(tmp_path / "x.wacz"))
-    assert missing.returncode == 1 and "no such file or directory" in missing.stdout
+    assert missing.returncode == 1 and "no such file or directory" in missing.stderr
 
 
 def test_an_unsorted_cdxj_is_sorted_before_the_merge(tmp_path: Path, warc_dir: Path) -> None:

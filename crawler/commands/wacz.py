@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import heapq
 import json
+import sys
 import tempfile
 import uuid
 import zipfile
@@ -331,7 +332,7 @@ class Command(ScrapyCommand):
             articles = Path(opts.articles) if opts.articles else None
             build_wacz(warcs, Path(opts.output), articles, opts.title)
         except (WaczError, OSError) as exc:
-            print(f"scrapy wacz: {exc}")
+            print(f"scrapy wacz: {exc}", file=sys.stderr)
             self.exitcode = 1
             return
         print(f"wrote {opts.output}: {len(warcs)} WARC file(s)")
