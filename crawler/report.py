@@ -23,6 +23,8 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.misc import load_object
 
+from crawler.warc.extension import _mode
+
 logger = logging.getLogger(__name__)
 
 _WARC_NAME = r"{prefix}-(?P<time>\d{{17}})-\d+-[0-9a-f]+\.warc\.gz(?:\.open)?"
@@ -34,8 +36,16 @@ class CrawlReport:
     :raises NotConfigured: when ``CRAWL_REPORT`` is false.
     """
 
-    def __init__(self, crawler: Crawler, warc_dir: Path, prefix: str):
+    def __init__(
+        self,
+        crawler: Crawler,
+        warc_dir: Path,
+        prefix: str,
+        file_mode: int = 0o640,
+        dir_mode: int = 0o750,
+    ):
         self.crawler, self.warc_dir, self.prefix = crawler, warc_dir, prefix
+        self.file_mode, self.dir_mode = file_mode, dir_mode  # as the WARC files and WARC_DIR
         self.started = datetime.now(timezone.utc)
         self.path: Path | None = None
 
@@ -44,7 +54,13 @@ class CrawlReport:
         settings = crawler.settings
         if not settings.getbool("CRAWL_REPORT"):
             raise NotConfigured("CRAWL_REPORT is off")
-        report = cls(crawler, Path(settings["WARC_DIR"]), settings["WARC_PREFIX"])
+        report = cls(
+            crawler,
+            Path(settings["WARC_DIR"]),
+            settings["WARC_PREFIX"],
+            file_mode=_mode(settings.get("WARC_FILE_MODE", 0o640)),
+            dir_mode=_mode(settings.get("WARC_DIR_MODE", 0o750)),
+        )
         crawler.signals.connect(report.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(report.spider_closed, signal=signals.spider_closed)
         return report
@@ -56,10 +72,11 @@ class CrawlReport:
         summary = self.summary(reason)
         for kind, count in summary["tor_errors"].items():
             self.crawler.stats.set_value(f"report/tor_errors/{kind}", count)
-        self.warc_dir.mkdir(parents=True, exist_ok=True)
+        self.warc_dir.mkdir(parents=True, exist_ok=True, mode=self.dir_mode)
         self.path = self.warc_dir / f"{self.prefix}-{self.started:%Y%m%d%H%M%S}-report.json"
         temporary = self.path.with_name(self.path.name + ".tmp")
         temporary.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+        os.chmod(temporary, self.file_mode)
         os.replace(temporary, self.path)
         self.crawler.stats.set_value("report/path", str(self.path))
         articles = summary["articles"]

@@ -8,6 +8,7 @@ file; every method is safe to call from any thread of one process.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -94,6 +95,8 @@ class CaptureIndex:
     """Captures by URL (onion or clearnet form) and by payload digest, in a sqlite file.
 
     :param path: the database file; it and its directory are created when missing.
+    :param file_mode: permissions of a new database file (as WARC_FILE_MODE); *dir_mode*
+        those of a directory created for it (as WARC_DIR_MODE).
     :param commit_interval: 0 commits every :meth:`add` at once. Above 0, additions are
         grouped in one transaction committed by the first :meth:`add` at least this many
         seconds after it began, by :meth:`commit` or by :meth:`close` (much faster; other
@@ -101,9 +104,17 @@ class CaptureIndex:
     :raises sqlite3.Error: if the file cannot be opened or is not a capture index.
     """
 
-    def __init__(self, path: str | Path, commit_interval: float = 0.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        commit_interval: float = 0.0,
+        file_mode: int = 0o640,
+        dir_mode: int = 0o750,
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+        # sqlite creates its file (and its -wal/-shm files, with the same mode) per the umask
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, file_mode))
         self.commit_interval = commit_interval
         self._transaction_started: float | None = None
         self._lock = threading.Lock()
