@@ -21,10 +21,11 @@ and its running step have both ended, however they end. Each step runs in its ow
 a Ctrl-C reaches only the wrapper, which asks the step to stop exactly once.
 
 Exit status (a one-line ``onion-archiver job: ...`` message on stderr says why):
-0 done; 75 another run holds the lock (nothing was started); 69 the Tor preflight failed;
-70 the crawl failed or ran past ``--crawl-timeout``; 65 the extraction failed; 128 + N when
-signal N (SIGTERM, SIGINT) stopped the job: the running step is asked to stop gracefully
-(Scrapy closes its WARC files), no further step starts.
+0 done; 2 bad arguments, or not run from the project directory; 75 another run holds the
+lock (nothing was started); 69 the Tor preflight failed; 70 the crawl failed or ran past
+``--crawl-timeout``; 65 the extraction failed; 128 + N when signal N (SIGTERM, SIGINT) stopped
+the job: the running step is asked to stop gracefully (Scrapy closes its WARC files), no
+further step starts.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ from types import FrameType
 from typing import IO
 
 from scrapy.settings import Settings
-from scrapy.utils.project import get_project_settings
+from scrapy.utils.project import get_project_settings, inside_project
 
 EXIT_OK = 0
+EXIT_USAGE = 2
 EXIT_EXTRACT_FAILED = 65
 EXIT_TOR_UNAVAILABLE = 69
 EXIT_CRAWL_FAILED = 70
@@ -298,6 +300,12 @@ def project_settings(overrides: Sequence[str]) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if not inside_project():
+        where = Path.cwd()
+        print(
+            f"onion-archiver job: no scrapy.cfg in {where}: run it in the project", file=sys.stderr
+        )
+        return EXIT_USAGE
     settings = project_settings(args.settings)
     lock = JobLock(Path(args.lock or Path(settings["WARC_DIR"]) / ".onion-archiver-job.lock"))
     runner = StepRunner(sys.stdout, lock)

@@ -106,6 +106,18 @@ def test_bad_arguments_are_a_usage_error(tmp_path: Path) -> None:
     assert "expected NAME=VALUE, got 'WARC_DIR'" in result.stderr
 
 
+def test_outside_the_project_directory_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "crawler.job"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"no scrapy.cfg in {tmp_path}: run it in the project" in result.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_running_step_keeps_the_lock_and_stops_gracefully_once(tmp_path: Path) -> None:
