@@ -385,8 +385,6 @@ class TorDownloadHandler(BaseDownloadHandler):
             return DownloadTimeoutError(
                 f"Getting {state.request.url} took longer than {state.timeout} seconds."
             )
-        if isinstance(exc, _StaleConnection):
-            return DownloadFailedError(f"connection closed before a response: {exc}")
         return exc
 
     def _count_error(self, error: BaseException, request: Request) -> None:
