@@ -344,7 +344,7 @@ def test_timeout_records_the_partial_response(tmp_path, proxy):
     assert exchange["truncated"] == "time"
     assert raw(exchange, "response").endswith(b"\r\n\r\npartial")
     assert "took longer than 1" in exchange["error"]
-    assert crawl["elapsed"] < 8
+    assert exchange["timings"]["done"] < 5, "stopped at the timeout, not when the server closed"
 
 
 @pytest.mark.slow
@@ -411,7 +411,7 @@ def test_isolation_labels_are_the_socks_usernames(tmp_path, proxy):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_without_tor_the_crawl_stops_with_tor_unavailable(tmp_path):
     port = free_port()
     settings = {
@@ -425,11 +425,11 @@ def test_without_tor_the_crawl_stops_with_tor_unavailable(tmp_path):
     assert crawl["stats"]["tor/unavailable/requeued"] >= 1
     assert "unreachable for 2" in crawl["log"] and "closing the spider" in crawl["log"]
     assert set(connects(crawl)) == {repr(("127.0.0.1", port))}
-    assert crawl["elapsed"] < 30
+    assert crawl["elapsed"] < 60
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_the_crawl_pauses_until_tor_is_back(tmp_path, servers):
     port = free_port()
     late: list[SocksServer] = []
