@@ -196,9 +196,11 @@ class Backend(ThreadingHTTPServer):
     def __init__(self, certificate: tuple[Path, Path] | None = None):
         super().__init__(("127.0.0.1", 0), _BackendHandler)
         self.paths: list[str] = []
+        self.server_names: list[str | None] = []
         if certificate is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*certificate)
+            context.sni_callback = lambda _sock, name, _context: self.server_names.append(name)
             self.socket = context.wrap_socket(self.socket, server_side=True)
         threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
 
