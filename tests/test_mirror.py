@@ -6,6 +6,7 @@ import gzip
 import http.client
 import io
 import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -511,6 +512,19 @@ def test_sent_bytes_needs_a_log_dir():
     site = MirrorSite(articles=10, onion_map=MIRROR_ONION_MAP)
     with MirrorServer(site, https_port=None) as server, pytest.raises(RuntimeError):
         server.sent_bytes("00000001")
+
+
+def test_listen_backlog_is_128(mirror):
+    ss = shutil.which("ss")
+    if ss is None:
+        pytest.skip("ss (iproute2) is not installed: cannot read a listener's backlog")
+    listing = subprocess.run([ss, "-ltnH"], capture_output=True, text=True, timeout=10).stdout
+    backlogs = {
+        int(fields[3].rsplit(":", 1)[1]): int(fields[2])
+        for fields in (line.split() for line in listing.splitlines())
+        if len(fields) >= 4
+    }
+    assert backlogs[mirror.http_port] >= 128 and backlogs[mirror.https_port] >= 128
 
 
 def test_many_concurrent_connections(mirror):
