@@ -60,7 +60,8 @@ def test_offset_leads_back_to_the_record(tmp_path):
         assert capture.provenance.warc_record_id == record["warc_record_id"]
 
 
-def test_revisits_resolve_within_and_across_files(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_revisits_resolve_within_and_across_files(tmp_path, jobs):
     site, pages = mirror_site()
     first, second = mirror_pages(site, pages, range(2))
     key = f"{first.url} {first.date}"
@@ -75,7 +76,7 @@ def test_revisits_resolve_within_and_across_files(tmp_path):
     out = tmp_path / "out.jsonl"
     sink = JsonLinesSink(out)
     files = [str(tmp_path / n) for n in ("0.warc.gz", "1.warc.gz", "2.warc.gz")]
-    summary = extract(files, OPTIONS, sink)
+    summary = extract(files, OPTIONS, sink, jobs=jobs)
     sink.close()
     records = [json.loads(line) for line in out.read_text().splitlines()]
     times = sorted((r["url"], r["capture_time"]) for r in records)
