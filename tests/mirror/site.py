@@ -270,12 +270,16 @@ class MirrorSite:
     def section_of(self, index: int) -> Section:
         return _rng(self.seed, index, "section").choice(SECTIONS)
 
+    def place(self, index: int) -> str:
+        """The article's place: a different one for each hour slot of a day (unique slugs)."""
+        return words.PLACES[(index % SLOTS_PER_DAY * 7 + self.seed) % len(words.PLACES)]
+
     def headline(self, index: int) -> str:
         rng = _rng(self.seed, index, "headline")
-        hour = index % SLOTS_PER_DAY
-        place = words.PLACES[(hour * 7 + self.seed) % len(words.PLACES)]
-        subject = rng.choice(words.SUBJECTS)
-        return f"In {place}, {subject} {rng.choice(words.VERBS)} {rng.choice(words.OBJECTS)}"
+        subject, verb, thing = (
+            rng.choice(pool) for pool in (words.SUBJECTS, words.VERBS, words.OBJECTS)
+        )
+        return f"In {self.place(index)}, {subject} {verb} {thing}"
 
     def article_path(self, index: int) -> str:
         self._check_index(index)
@@ -314,7 +318,7 @@ class MirrorSite:
         rng = _rng(self.seed, index, "article")
         section = self.section_of(index)
         path = self.article_path(index)
-        place = words.PLACES[(index % SLOTS_PER_DAY * 7 + self.seed) % len(words.PLACES)]
+        place = self.place(index)
         authors = tuple(
             f"{rng.choice(words.FIRST_NAMES)} {rng.choice(words.LAST_NAMES)}"
             for _ in range(rng.choice((1, 1, 1, 2, 2, 3, 4)))
@@ -370,7 +374,9 @@ class MirrorSite:
             author_bio=bio,
         )
 
-    def _with_link(self, rng: random.Random, index: int, n: int, text: str) -> tuple:
+    def _with_link(
+        self, rng: random.Random, index: int, n: int, text: str
+    ) -> tuple[str | Link, ...]:
         """Put a link on a few words of some paragraphs: an earlier article or an off-site page."""
         if n % 3 != 1:
             return (text,)
