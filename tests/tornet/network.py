@@ -9,6 +9,7 @@ exit by themselves within about 15 s.
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import queue
 import re
@@ -27,6 +28,7 @@ from pathlib import Path
 import onions
 import socks
 import stem
+from stem import Signal
 from stem.control import Controller, EventType
 from stem.response.events import HSDescEvent
 
@@ -43,12 +45,19 @@ TOR_ENV = {
     "MALLOC_TRIM_THRESHOLD_": "131072",
 }
 VOTING_INTERVAL = 10
-# Seconds from launch to the first vote: every relay has started and posted its descriptor.
-FIRST_VOTE_AFTER = 3
+VOTE_AND_DIST_DELAY = 4  # V3AuthVoteDelay + V3AuthDistDelay: a vote precedes valid-after by this
+# The first vote is scheduled this many seconds after launch, then moved to just after every
+# authority holds every relay's descriptor (2-4 s): a relay missing from the first consensus
+# costs a whole voting interval.
+FIRST_VOTE_AFTER = 8
+VOTE_MOVE_MARGIN = 0.5
 POLL_INTERVAL = 0.2
 STOP_GRACE = 5.0
 LOG_TAIL_LINES = 25
+BOOT_ATTEMPTS = 2
+PORT_TAKEN = "Address already in use"  # in tor's log when a port was taken before it bound
 _BOOTSTRAP_PROGRESS = re.compile(r"PROGRESS=(\d+)")
+_ROUTER_LINE = re.compile(r"^router ", re.MULTILINE)
 _WATCHDOG = "import sys; sys.stdin.buffer.read()"
 
 Progress = Callable[[str], object]
@@ -69,6 +78,7 @@ class _Node:
     def __init__(self, root: Path, nickname: str, control_port: int) -> None:
         self.nickname = nickname
         self.data_dir = root / nickname
+        shutil.rmtree(self.data_dir, ignore_errors=True)  # state of an earlier boot
         self.data_dir.mkdir(mode=0o700)
         self.torrc = self.data_dir / "torrc"
         self.log = self.data_dir / "notice.log"
@@ -77,14 +87,17 @@ class _Node:
 
     def launch(self, config: str, defaults_torrc: Path) -> None:
         self.torrc.write_text(config)
-        self.process = subprocess.Popen(
-            ["tor", "-f", str(self.torrc), "--defaults-torrc", str(defaults_torrc), "--quiet"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, **TOR_ENV},
-            start_new_session=True,  # a Ctrl-C meant for the harness does not reach tor
-        )
+        # Warnings before the torrc's Log line takes effect (a port already taken) go to
+        # stdout: append them to the same log.
+        with self.log.open("ab") as console:
+            self.process = subprocess.Popen(
+                ["tor", "-f", str(self.torrc), "--defaults-torrc", str(defaults_torrc), "--hush"],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **TOR_ENV},
+                start_new_session=True,  # a Ctrl-C meant for the harness does not reach tor
+            )
 
     def check_alive(self) -> None:
         """:raises TorNetworkError: the process has exited."""
@@ -147,6 +160,7 @@ class TorNetwork:
         self._dir_authority_lines: list[str] = []
         self._entry_nodes = ""
         self._voting_offset = 0
+        self._first_vote_at = 0.0
         self.socks_port = 0
         self._lock = threading.Lock()
         atexit.register(self.stop)
@@ -193,30 +207,41 @@ class TorNetwork:
         without port 80, one stream) per service through the client's SOCKS port.
 
         :raises TorNetworkError: a tor died, or a stage did not finish within *timeout*
-            seconds in all; the network is stopped before it is raised.
+            seconds in all; the network is stopped before it is raised. A port taken by
+            another process between picking and binding it gives one more boot on new ports.
         :raises stem.SocketError: a control port could not be reached.
         """
         say = progress or _silent
         deadline = time.monotonic() + timeout
         started = time.monotonic()
-        try:
-            self._launch(say)
-            with ExitStack() as stack:
-                service = stack.enter_context(self._controller(SERVICE, deadline))
-                uploads = self._watch_uploads(service)
-                self._wait_consensus(deadline, say)
-                client = stack.enter_context(self._controller(CLIENT, deadline))
-                for controller in (client, service):
-                    controller.set_conf("DisableNetwork", "0")
-                self._wait_bootstrap(client, CLIENT, deadline, say)
-                self._wait_bootstrap(service, SERVICE, deadline, say)
-                self._wait_uploads(uploads, deadline, say)
-            self._check_hostnames()
-            self._wait_fetches(deadline, say)
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(1, BOOT_ATTEMPTS + 1):
+            try:
+                self._boot(deadline, say)
+                break
+            except TorNetworkError as exc:
+                self.stop()
+                if PORT_TAKEN not in str(exc) or attempt == BOOT_ATTEMPTS:
+                    raise
+                say("a port was taken before tor could bind it: booting again on new ports")
+            except BaseException:
+                self.stop()
+                raise
         say(f"tor network ready in {time.monotonic() - started:.1f} s: {self.socks_url}")
+
+    def _boot(self, deadline: float, say: Progress) -> None:
+        self._launch(say)
+        with ExitStack() as stack:
+            service = stack.enter_context(self._controller(SERVICE, deadline))
+            uploads = self._watch_uploads(service)
+            self._wait_consensus(deadline, say)
+            client = stack.enter_context(self._controller(CLIENT, deadline))
+            for controller in (client, service):
+                controller.set_conf("DisableNetwork", "0")
+            self._wait_bootstrap(client, CLIENT, deadline, say)
+            self._wait_bootstrap(service, SERVICE, deadline, say)
+            self._wait_uploads(uploads, deadline, say)
+        self._check_hostnames()
+        self._wait_fetches(deadline, say)
 
     def stop_client(self) -> None:
         """Stop only the client tor (SIGTERM, then SIGKILL)."""
@@ -267,6 +292,7 @@ class TorNetwork:
         assert self.workdir is not None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._defaults_torrc = empty_torrc(self.workdir)
+        self._nodes = {}
         keys = self._authority_keys(say)
         nicknames = (*AUTHORITIES, *RELAYS, SERVICE, CLIENT)
         # ORPort + DirPort per authority, ORPort per relay, SocksPort, a ControlPort each.
@@ -290,9 +316,7 @@ class TorNetwork:
         self._watchdog = subprocess.Popen(
             [sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE, start_new_session=True
         )
-        # The first consensus is voted FIRST_VOTE_AFTER s from now, when all relays are up.
-        first_valid_after = time.time() + FIRST_VOTE_AFTER + 4  # vote + distribution delays
-        self._voting_offset = int(first_valid_after) % VOTING_INTERVAL
+        self._voting_offset, self._first_vote_at = _voting_offset(FIRST_VOTE_AFTER)
         say(f"launching 7 tors in {self.workdir}")
         for k in keys:
             shutil.copytree(k.keys_dir, self._nodes[k.nickname].data_dir / "keys")
@@ -431,20 +455,36 @@ class TorNetwork:
             return controller
 
     def _wait_consensus(self, deadline: float, say: Progress) -> None:
+        """Move the first vote to when every authority holds every relay's descriptor, then
+        wait for a consensus listing all relays."""
         relays = len(AUTHORITIES) + len(RELAYS)
-        with self._controller(AUTHORITIES[0], deadline) as authority:
-            while True:
-                self._check_alive()
-                consensus = authority.get_info("dir/status-vote/current/consensus", "")
-                listed = consensus.count("\nr ")
-                if listed >= relays:
-                    say(f"consensus with {listed} relays")
-                    return
-                if time.monotonic() > deadline:
-                    raise self._nodes[AUTHORITIES[0]].error(
-                        f"no consensus listing all {relays} relays (latest lists {listed})"
-                    )
-                time.sleep(POLL_INTERVAL)
+        with ExitStack() as stack:
+            authorities = [stack.enter_context(self._controller(a, deadline)) for a in AUTHORITIES]
+            while min(_descriptor_count(authority) for authority in authorities) < relays:
+                self._wait_step(deadline, AUTHORITIES[0], f"relay descriptors ({relays} wanted)")
+            if self._first_vote_at - time.monotonic() > VOTE_MOVE_MARGIN + 1:
+                self._voting_offset, self._first_vote_at = _voting_offset(VOTE_MOVE_MARGIN)
+                for authority in authorities:
+                    authority.set_conf("TestingV3AuthVotingStartOffset", str(self._voting_offset))
+            say(f"all {relays} relay descriptors at the authorities: first vote moved to now")
+            while _consensus_size(authorities[0]) < relays:
+                self._wait_step(deadline, AUTHORITIES[0], f"a consensus listing {relays} relays")
+            say(f"consensus lists {relays} relays")
+            # The plain relays backed off after failing to fetch a consensus at start, and
+            # circuits through them stall until they have one: HUP makes them fetch now.
+            for nickname in RELAYS:
+                relay = stack.enter_context(self._controller(nickname, deadline))
+                relay.signal(Signal.RELOAD)
+                while _consensus_size(relay) < relays:
+                    self._wait_step(deadline, nickname, "the consensus at the relay")
+            say("the relays have the consensus")
+
+    def _wait_step(self, deadline: float, nickname: str, waiting_for: str) -> None:
+        """Sleep one poll interval. :raises TorNetworkError: a tor died, or past *deadline*."""
+        self._check_alive()
+        if time.monotonic() > deadline:
+            raise self._nodes[nickname].error(f"timed out waiting for {waiting_for}")
+        time.sleep(POLL_INTERVAL)
 
     def _wait_bootstrap(
         self, controller: Controller, nickname: str, deadline: float, say: Progress
@@ -526,6 +566,25 @@ class TorNetwork:
                 raise OSError(f"not an HTTP response from {address}: {response[:60]!r}")
         else:
             open_stream(self.socks_port, address, next(iter(ports)), timeout).close()
+
+
+def _voting_offset(vote_in: float) -> tuple[int, float]:
+    """``(TestingV3AuthVotingStartOffset, monotonic time of the vote)`` for a first vote
+    *vote_in* seconds from now, or up to a second later."""
+    now = time.time()
+    valid_after = math.ceil(now + vote_in + VOTE_AND_DIST_DELAY)
+    vote_at = time.monotonic() + (valid_after - VOTE_AND_DIST_DELAY - now)
+    return valid_after % VOTING_INTERVAL, vote_at
+
+
+def _consensus_size(tor: Controller) -> int:
+    """How many relays the consensus *tor* holds lists (0: it has none)."""
+    return tor.get_info("dir/status-vote/current/consensus", "").count("\nr ")
+
+
+def _descriptor_count(authority: Controller) -> int:
+    """How many relays' server descriptors *authority* holds."""
+    return len(_ROUTER_LINE.findall(authority.get_info("desc/all-recent", "")))
 
 
 def _torrc(*lines: str) -> str:
