@@ -22,6 +22,8 @@ from lxml import etree
 
 #: Root elements this module understands, by local name.
 LISTING_ROOTS = frozenset({"sitemapindex", "urlset", "rss", "feed"})
+#: The elements that are entries, by local name.
+ENTRY_ELEMENTS = frozenset({"url", "sitemap", "item", "entry"})
 
 
 class ListingError(ValueError):
@@ -52,10 +54,19 @@ def iter_entries(body: bytes, max_size: int) -> Iterator[Entry]:
     :raises ListingError: the body is HTML, not XML, has an unknown root, is truncated or
         malformed, or is a damaged gzip stream.
     """
+    root = _root_name(_open(body, max_size))
+    if root == "html":
+        raise ListingError("an HTML page, not a sitemap or feed")
+    if root not in LISTING_ROOTS:
+        raise ListingError(f"unknown root element <{root}>, not a sitemap or feed")
+    yield from _parse(_open(body, max_size))
+
+
+def _open(body: bytes, max_size: int) -> _CappedReader:
     stream: BinaryIO = io.BytesIO(body)
     if body[:2] == b"\x1f\x8b":
         stream = gzip.GzipFile(fileobj=stream)
-    yield from _parse(_CappedReader(stream, max_size))
+    return _CappedReader(stream, max_size)
 
 
 class _CappedReader(io.RawIOBase):
@@ -78,30 +89,35 @@ class _CappedReader(io.RawIOBase):
         return data
 
 
-def _parse(stream: _CappedReader) -> Iterator[Entry]:
-    events = etree.iterparse(
-        stream,
-        events=("start", "end"),
-        resolve_entities=False,
-        no_network=True,
-        remove_comments=True,
-        remove_pis=True,
-        huge_tree=False,
-    )
-    root_name: str | None = None
+_PARSER_OPTIONS = {
+    "resolve_entities": False,
+    "no_network": True,
+    "remove_comments": True,
+    "remove_pis": True,
+    "huge_tree": False,
+}
+
+
+def _root_name(stream: _CappedReader) -> str:
+    """Local name of the document's root element, read from the first start tag only."""
     try:
-        for event, element in events:
-            name = etree.QName(element).localname.lower()
-            if root_name is None:
-                root_name = name
-                if name == "html":
-                    raise ListingError("an HTML page, not a sitemap or feed")
-                if name not in LISTING_ROOTS:
-                    raise ListingError(f"unknown root element <{name}>, not a sitemap or feed")
-                continue
-            if event != "end" or name not in ("url", "sitemap", "item", "entry"):
-                continue
-            entry = _entry(element, name)
+        for _event, element in etree.iterparse(stream, events=("start",), **_PARSER_OPTIONS):
+            return _local_name(element.tag)
+    except etree.XMLSyntaxError as exc:
+        raise ListingError(f"not XML: {exc}") from None
+    raise ListingError("not XML: no root element")
+
+
+def _parse(stream: _CappedReader) -> Iterator[Entry]:
+    entries = etree.iterparse(
+        stream,
+        events=("end",),
+        tag=[f"{{*}}{name}" for name in ENTRY_ELEMENTS],
+        **_PARSER_OPTIONS,
+    )
+    try:
+        for _event, element in entries:
+            entry = _entry(element, _local_name(element.tag))
             element.clear(keep_tail=False)
             parent = element.getparent()
             while parent is not None and element.getprevious() is not None:
@@ -109,24 +125,25 @@ def _parse(stream: _CappedReader) -> Iterator[Entry]:
             if entry is not None:
                 yield entry
     except etree.XMLSyntaxError as exc:
-        if root_name is None:
-            raise ListingError(f"not XML: {exc}") from None
         raise ListingError(f"malformed XML: {exc}") from None
+
+
+def _local_name(tag: object) -> str:
+    """``url`` for ``{http://www.sitemaps.org/schemas/sitemap/0.9}url``; "" for comments."""
+    return tag.rpartition("}")[2].lower() if isinstance(tag, str) else ""
 
 
 def _entry(element: etree._Element, name: str) -> Entry | None:
     fields: dict[str, str] = {}
-    for child in element.iter():
-        if child is element or not isinstance(child.tag, str):
-            continue
-        local = etree.QName(child).localname.lower()
+    for child in element.iterdescendants():
+        local = _local_name(child.tag)
         if local == "link" and name == "entry":
             if child.get("rel", "alternate") == "alternate" and child.get("href"):
                 fields.setdefault("loc", child.get("href", ""))
             continue
-        text = (child.text or "").strip()
-        if text:
-            fields.setdefault({"link": "loc"}.get(local, local), text)
+        text = child.text
+        if text and (text := text.strip()):
+            fields.setdefault("loc" if local == "link" else local, text)
     loc = fields.get("loc")
     if not loc:
         return None
