@@ -10,11 +10,15 @@ process killed with SIGKILL leaves every event up to its death. The loopback gua
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +114,52 @@ def run_scrapy(workdir: Path, args: list[str], settings: dict, timeout: float = 
     """Run ``scrapy ARGS`` to its end (at most *timeout* s) under the recorder."""
     process, log_path = start_scrapy(workdir, args, settings)
     return finish(process, log_path, timeout)
+
+
+def seeded_onion(seed: bytes) -> tuple[str, str]:
+    """The v3 address of the real ed25519 key ``SHA-256(seed)`` and its ``ADD_ONION`` key
+    (``ED25519-V3`` expanded secret key, base64). Unpublished, it answers 0xF0."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from tornet.keys import expanded_key
+
+    from crawler.tor.onion import onion_address_from_public_key
+
+    private = hashlib.sha256(seed).digest()
+    public = (
+        Ed25519PrivateKey.from_private_bytes(private)
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    return onion_address_from_public_key(public), base64.b64encode(expanded_key(private)).decode()
+
+
+@contextlib.contextmanager
+def onion_services(tor_network, seeds: list[bytes], ports: Mapping[int, int]) -> Iterator[list]:
+    """Publish one onion service per seed on the network's service tor (``ADD_ONION``),
+    each forwarding *ports* (onion port -> local port); removed on exit. Yields the
+    addresses (``<56>.onion``)."""
+    from stem.control import Controller
+
+    with Controller.from_port(port=tor_network.service_control_port) as controller:
+        controller.authenticate()
+        addresses = []
+        try:
+            for seed in seeds:
+                address, key = seeded_onion(seed)
+                controller.create_ephemeral_hidden_service(
+                    dict(ports),
+                    key_type="ED25519-V3",
+                    key_content=key,
+                    await_publication=True,
+                    detached=True,
+                    timeout=60,
+                )
+                addresses.append(address)
+            yield addresses
+        finally:
+            for address in addresses:
+                controller.remove_ephemeral_hidden_service(address.removesuffix(".onion"))
 
 
 if __name__ == "__main__":
