@@ -72,12 +72,18 @@ class CrawlReport:
         summary = self.summary(reason)
         for kind, count in summary["tor_errors"].items():
             self.crawler.stats.set_value(f"report/tor_errors/{kind}", count)
-        self.warc_dir.mkdir(parents=True, exist_ok=True, mode=self.dir_mode)
         self.path = self.warc_dir / f"{self.prefix}-{self.started:%Y%m%d%H%M%S}-report.json"
         temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
-        os.chmod(temporary, self.file_mode)
-        os.replace(temporary, self.path)
+        try:
+            self.warc_dir.mkdir(parents=True, exist_ok=True, mode=self.dir_mode)
+            temporary.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+            os.chmod(temporary, self.file_mode)
+            os.replace(temporary, self.path)
+        except OSError as exc:  # e.g. the disk is full: say so, keep the rest of the shutdown
+            logger.error("could not write the crawl report %s: %s", self.path, exc)
+            temporary.unlink(missing_ok=True)
+            self.path = None
+            return
         self.crawler.stats.set_value("report/path", str(self.path))
         articles = summary["articles"]
         logger.info(
