@@ -162,9 +162,10 @@ def capture_problems(site, warc_dir: Path, extracted: Path) -> tuple[dict, list[
     if figures["report_articles_found"] != len(articles):
         problems.append(f"crawl report found {figures['report_articles_found']} articles")
     if extracted_urls != articles:
+        others = sorted(extracted_urls - articles)
         problems.append(
             f"extracted {len(extracted_urls & articles)} of {len(articles)} articles "
-            f"(+{len(extracted_urls - articles)} others)"
+            f"(+{len(others)} others, e.g. {others[:3]})"
         )
     return figures, problems
 

@@ -245,13 +245,20 @@ def test_twenty_sigkills_on_one_jobdir_then_the_crawl_completes_with_every_page_
         onion_services(tor_network, seeds, {80: server.http_port, 443: server.https_port}),
     ):
         settings = project_settings(
-            tmp_path, tor_network, ONION_MAP=onion_map, JOBDIR=str(tmp_path / "job")
+            tmp_path,
+            tor_network,
+            ONION_MAP=onion_map,
+            JOBDIR=str(tmp_path / "job"),
+            # about 40 s of work in all, so that twenty kills land in the middle of it
+            DOWNLOAD_DELAY=0.3,
+            CONCURRENT_REQUESTS_PER_DOMAIN=1,
+            LOG_LEVEL="INFO",
         )
         rng = random.Random(20)
         kills, runs = 0, []
         while kills < 20:
             process, log_path = start_scrapy(tmp_path, ["crawl", "nytimes"], settings)
-            time.sleep(rng.uniform(1.0, 7.0))
+            time.sleep(rng.uniform(1.5, 5.0))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 kills += 1
@@ -268,8 +275,9 @@ def test_twenty_sigkills_on_one_jobdir_then_the_crawl_completes_with_every_page_
     articles = set(site.all_article_urls(clearnet=False))
     missing = articles - set(got)
     assert not missing, f"{len(missing)} of {len(articles)} articles never captured"
-    twice = {uri: n for uri, n in got.items() if n > 1}
-    assert not twice, f"captured more than once (not as revisits): {twice}"
+    # Fronts are re-checked by every run (incremental design); articles are fetched once.
+    twice = {uri: n for uri, n in got.items() if n > 1 and uri in articles}
+    assert not twice, f"articles captured more than once (not as revisits): {twice}"
     for run in [*runs, final]:
         assert_only_tor_contacted(run, tor_network.socks_url, {tor_network.control_port})
 
