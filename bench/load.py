@@ -147,11 +147,12 @@ def capture_problems(site, warc_dir: Path, extracted: Path) -> tuple[dict, list[
     report = json.loads(report_path.read_text()) if report_path else {}
     records = [json.loads(line) for line in extracted.open()] if extracted.exists() else []
     extracted_urls = {record["capture_url"] for record in records}
-    figures = {
+    figures: dict = {
         "articles": len(articles),
         "captured_articles": len(articles & set(responses)),
         "pages": sum(responses.values()),
         "extracted": len(records),
+        "extracted_articles": len(extracted_urls & articles),
         "report_articles_found": report.get("articles", {}).get("found"),
     }
     problems = []
