@@ -244,3 +244,20 @@ def test_large_response_is_streamed_not_loaded(tmp_path: Path) -> None:
     assert peak < 8 * 1024 * 1024, peak
     ((_, block),) = [r for r in read_records(warc_files(tmp_path)[0]) if b"HTTP/" in r[1][:5]]
     assert len(block) == length
+
+
+def test_status_and_headers_are_read_from_the_raw_head() -> None:
+    from crawler.warc.records import HttpScan
+
+    scan = HttpScan(
+        b'HTTP/1.1 404 Not Found\r\nX-ETag: no\r\nEtag:  "v1" \r\nlast-modified: Tue\r\n\r\n',
+        0,
+        "",
+        "",
+        None,
+    )
+    assert (scan.status, scan.header("ETag"), scan.header("Last-Modified")) == (404, '"v1"', "Tue")
+    assert scan.header("Missing") is None
+    bare = HttpScan(b"HTTP/1.0 200 OK\nETag: a\n\n", 0, "", "", None)
+    assert (bare.status, bare.header("etag")) == (200, "a")
+    assert HttpScan(b"not http", 0, "", "", None).status == 0

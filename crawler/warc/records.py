@@ -28,7 +28,7 @@ from typing import BinaryIO
 from warcio.limitreader import LimitReader
 from warcio.recordbuilder import RecordBuilder
 from warcio.recordloader import ArcWarcRecord
-from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
+from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 
 READ_SIZE = 64 * 1024
@@ -160,13 +160,18 @@ class HttpScan:
     """Digest of the body without transfer coding (still content-encoded)."""
     chunk_error: str | None
     """Why de-chunking failed (the payload digest is then over the body as received)."""
-    http_headers: StatusAndHeaders
-    """The head parsed by warcio (for status, ETag, ...; never serialised)."""
 
     @property
     def status(self) -> int:
-        code = self.http_headers.get_statuscode() or ""
-        return int(code) if code.isdigit() else 0
+        """The status code of a response head (0 if it has none)."""
+        fields = self.head.split(b"\n", 1)[0].split(None, 2)
+        return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+        pattern = rb"(?im)^" + re.escape(name.encode()) + rb"[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$"
+        match = re.search(pattern, self.head.split(b"\n", 1)[-1])
+        return match[1].decode("latin-1") if match else None
 
 
 def split_head(stream: BinaryIO, length: int) -> tuple[bytes, bytes]:
@@ -194,7 +199,7 @@ def scan_http(stream: BinaryIO, length: int, chunked: bool, algorithm: str) -> H
     head, body_start = split_head(stream, length)
     block = Digest(algorithm)
     raw_payload = Digest(algorithm)
-    payload = Digest(algorithm)
+    payload = Digest(algorithm) if chunked else raw_payload
     dechunker = Dechunker() if chunked else None
     chunk_error = None
     block.update(head)
@@ -212,25 +217,16 @@ def scan_http(stream: BinaryIO, length: int, chunked: bool, algorithm: str) -> H
         head=head,
         body_length=body_length,
         block_digest=str(block),
-        payload_digest=str(payload if dechunker and not chunk_error else raw_payload),
+        payload_digest=str(raw_payload if chunk_error else payload),
         chunk_error=chunk_error,
-        http_headers=parse_head(head),
     )
-
-
-def parse_head(head: bytes) -> StatusAndHeaders:
-    """warcio's reading of an HTTP head; an empty one if it is not HTTP."""
-    try:
-        return StatusAndHeadersParser([], verify=False).parse(BytesIO(head))
-    except (ValueError, UnicodeDecodeError, EOFError):
-        return StatusAndHeaders("", [])
 
 
 class RawHttpHeaders(StatusAndHeaders):
     """HTTP headers that warcio writes as the exact bytes received, never re-serialised."""
 
-    def __init__(self, parsed: StatusAndHeaders, raw: bytes) -> None:
-        super().__init__(parsed.statusline, parsed.headers, parsed.protocol)
+    def __init__(self, raw: bytes) -> None:
+        super().__init__("", [])
         self.headers_buff = raw
 
     def compute_headers_buffer(self, header_filter=None) -> None:
@@ -299,7 +295,7 @@ class RecordFactory:
             length=scan.body_length if has_body else 0,
             warc_content_type=RecordBuilder.WARC_RECORDS[record_type],
             warc_headers_dict=fields,
-            http_headers=RawHttpHeaders(scan.http_headers, scan.head),
+            http_headers=RawHttpHeaders(scan.head),
         )
 
     def fields_record(

@@ -162,7 +162,6 @@ class CaptureWriter:
             return None
 
     def _index(self, written: WrittenCapture, refers_to: str | None) -> None:
-        headers = written.scan.http_headers
         capture = Capture(
             url=written.url,
             clearnet_url=written.clearnet_url,
@@ -172,8 +171,8 @@ class CaptureWriter:
             warc_offset=written.warc_offset,
             capture_time=written.capture_time,
             status=written.scan.status,
-            etag=headers.get_header("ETag"),
-            last_modified=headers.get_header("Last-Modified"),
+            etag=written.scan.header("ETag"),
+            last_modified=written.scan.header("Last-Modified"),
             refers_to=refers_to,
         )
         try:
