@@ -1,5 +1,5 @@
 """A private Tor network on 127.0.0.1: 3 directory authorities, 2 relays, 1 onion service tor
-and 1 client tor, started from the facts in ``docs/private-tor-network.md``.
+and 1 client tor (how it boots and what it measured: docs/tornet.md).
 
 Every tor is owned (``__OwningControllerProcess``) by a small watchdog process that lives as long
 as the process that started the network: if that process dies without cleaning up, the tors
