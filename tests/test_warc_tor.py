@@ -112,11 +112,7 @@ def test_response_records_are_the_bytes_the_mirror_sent(tmp_path, onion_mirror, 
     assert all("tor-isolation: " in m and "timing-done: " in m for m in metadata)
     cdxj = path.with_name(path.name.removesuffix(".warc.gz") + ".cdxj").read_text()
     assert "com,nytimes)/_test/odd-headers " in cdxj
-    stats = crawl["stats"]
-    # the probe's stats snapshot precedes the writer's close, which writes the metadata of
-    # responses the spider never saw (the redirect, the 404 HttpErrorMiddleware dropped)
-    unparsed = [m for m in metadata if "outlinks: unknown" in m]
-    assert stats["warc/records"] == len(records) - len(unparsed)
+    stats = crawl["stats"]  # the probe's snapshot precedes the writer's close: counters only
     assert stats["warc/truncated"] == 1
 
 

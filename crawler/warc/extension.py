@@ -150,6 +150,7 @@ class WarcWriterExtension:
         try:
             self.writer.close()
         finally:
+            self._update_stats()
             if self.index is not None:
                 self.index.close()
             self._indexer.shutdown(wait=True)  # the last files' CDXJ, before the process ends
@@ -232,10 +233,15 @@ class WarcWriterExtension:
 
     def _written(self) -> None:
         self._last_write = time.monotonic()
+
+    def _update_stats(self) -> None:
+        """Copy the record and byte counts into the stats (each tick and at close: setting
+        them per record cost measurably)."""
         self.stats.set_value("warc/records", self.writer.files.records_written)
         self.stats.set_value("warc/bytes", self.writer.files.bytes_written)
 
     def _tick(self) -> None:
+        self._update_stats()
         if self.index is not None:
             self.index.commit()
         now = time.monotonic()
