@@ -71,10 +71,9 @@ class Tally:
 def tally(request):
     counts = Tally()
     yield counts
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    for line in counts.lines():
-        if reporter is not None:
-            reporter.write_line(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # shown whatever -s/-q say
+        print("\n" + "\n".join(counts.lines()))
 
 
 # --- onion addresses -------------------------------------------------------------------------
