@@ -49,15 +49,20 @@ class Page:
     def clearnet_url(self, href: str | None) -> str | None:
         """*href* made absolute against the capture URL and mapped back to clearnet.
 
-        None for empty, fragment-only and non-HTTP(S) links (``javascript:``, ``mailto:``).
+        None for empty, fragment-only, non-HTTP(S) (``javascript:``, ``mailto:``) and
+        unparsable links.
         """
         href = (href or "").strip()
         if not href or href.startswith("#"):
             return None
         if href not in self._clearnet:
-            absolute = urljoin(self.capture_url, href)
-            in_scheme = urlsplit(absolute).scheme in ("http", "https")
-            self._clearnet[href] = self.onion_map.to_clearnet_url(absolute) if in_scheme else None
+            try:
+                absolute = urljoin(self.capture_url, href)
+                in_scheme = urlsplit(absolute).scheme in ("http", "https")
+                mapped = self.onion_map.to_clearnet_url(absolute) if in_scheme else None
+            except ValueError:  # not a URL at all, e.g. an unbalanced '[' (an IPv6 literal)
+                mapped = None
+            self._clearnet[href] = mapped
         return self._clearnet[href]
 
     @cached_property
