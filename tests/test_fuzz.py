@@ -264,8 +264,9 @@ def test_warc_reader_survives_damage_and_keeps_records_before_it(
         path.unlink()
     bodies = {capture.target_uri: capture.body for capture in captures}
     ends = {end for _start, end, _uri, _body in spans}
+    trailer = 0 if gz else 4  # a plain record ends with CRLF CRLF after its block
     for _start, end, uri, body in spans:
-        if end <= first:
+        if end + trailer <= first:
             assert bodies.get(uri) == body, f"a record before the damage at {first} was lost"
     if gz:  # gzip's CRC guards each member: a damaged 200 never passes for the original
         originals = {uri: body for _s, _e, uri, body in spans}
