@@ -134,6 +134,9 @@ PERIODIC_LOG_DELTA = {
 }
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+# Scrapy's remote-control extension runs Python code sent to a local HTTP port: never in a
+# crawler that must not be steered or leak.
+REMOTE_CONTROL_ENABLED = False
 USER_AGENT = "onion-archiver (+https://github.com/onion-archiver)"
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
