@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := tor chromium curl
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages demo test test-quick lint crawl torcheck bench clean
+.PHONY: setup system-packages demo test test-quick lint crawl torcheck clean
 
 setup: system-packages $(VENV)/.installed
 
