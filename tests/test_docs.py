@@ -2,8 +2,9 @@
 
 import re
 
-import settings
 from conftest import REPO_ROOT
+
+import settings
 
 SCRAPY_PLUMBING = {
     "BOT_NAME",

@@ -16,11 +16,9 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -31,6 +29,7 @@ from pathlib import Path
 import pytest
 from lxml import html
 from onions import MIRROR_ONION_MAP
+from services import free_port, running
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -55,12 +54,6 @@ CHROMIUM_FLAGS = (
     "--no-proxy-server",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def chromium() -> str:
@@ -145,31 +138,16 @@ def replay_server(warc_dir: Path, probe_url: str) -> Iterator[str]:
     """Run ``python -m crawler.replay WARC_DIR`` until the block ends; its base URL, once
     *probe_url* is found in its index (bounded wait)."""
     port = free_port()
-    log = (warc_dir.parent / f"replay-{port}.log").open("w+")
     command = [sys.executable, "-m", "crawler.replay", str(warc_dir), "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--collection", COLLECTION], stdout=log, stderr=subprocess.STDOUT
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, Path(log.name).read_text()
-            try:
-                urllib.request.urlopen(f"{base}/{COLLECTION}/cdx?url={probe_url}", timeout=5)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "pywb did not answer within 60 s"
-                time.sleep(0.3)
+    with running(
+        [*command, "--collection", COLLECTION],
+        lambda: urllib.request.urlopen(f"{base}/{COLLECTION}/cdx?url={probe_url}", timeout=5),
+        warc_dir.parent / f"replay-{port}.log",
+        name="pywb",
+        timeout=60,
+    ):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-        log.close()
 
 
 def rendered_dom(url: str, profile: Path) -> html.HtmlElement:

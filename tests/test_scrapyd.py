@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,18 +16,13 @@ from pathlib import Path
 
 import pytest
 from onions import MIRROR_ONION_MAP
+from services import free_port, running
 from warcio.archiveiterator import ArchiveIterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PROJECT = "onion-archiver"
 PROJECT_FILES = ("crawler", "settings", "scrapy.cfg", "pyproject.toml", "setup.py", "README.md")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def api(base: str, endpoint: str, data: list[tuple[str, str]] | None = None) -> dict:
@@ -56,30 +50,16 @@ def scrapyd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "poll_interval = 0.5\n"
         "max_proc = 1\n"
     )
-    log = (home / "scrapyd.log").open("w")
-    process = subprocess.Popen(
-        [str(VENV_BIN / "scrapyd"), "--pidfile="], cwd=home, stdout=log, stderr=subprocess.STDOUT
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (home / "scrapyd.log").read_text()
-            try:
-                api(base, "daemonstatus.json")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "scrapyd did not answer within 30 s"
-                time.sleep(0.2)
+    with running(
+        [VENV_BIN / "scrapyd", "--pidfile="],
+        lambda: api(base, "daemonstatus.json"),
+        home / "scrapyd.log",
+        name="scrapyd",
+        timeout=30,
+        cwd=home,
+    ):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-        log.close()
 
 
 @pytest.fixture(scope="module")

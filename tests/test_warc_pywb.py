@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services import free_port, running
 from warc_samples import BODY, ONION, ONION_MAP, RESPONSES, make_exchange, make_writer, warc_files
 
 from crawler.warc.cdxj import write_cdxj
@@ -27,12 +27,6 @@ CAPTURES = {
     "/plain": RESPONSES["odd-header-case"],
     "/chunked-gzip": RESPONSES["chunked-gzip"],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -70,33 +64,16 @@ def pywb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for cdxj in warc_dir.glob("*.cdxj"):
         shutil.copy(cdxj, indexes)
     port = free_port()
-    log = (home / "pywb.log").open("w")
-    process = subprocess.Popen(
-        [BIN / "wayback", "--bind", "127.0.0.1", "--port", str(port)],
-        cwd=home,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     base = f"http://127.0.0.1:{port}/{COLLECTION}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (home / "pywb.log").read_text()
-            try:
-                urllib.request.urlopen(f"{base}/cdx?url=x", timeout=5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "pywb did not answer within 60 s"
-                time.sleep(0.3)
+    with running(
+        [BIN / "wayback", "--bind", "127.0.0.1", "--port", str(port)],
+        lambda: urllib.request.urlopen(f"{base}/cdx?url=x", timeout=5).close(),
+        home / "pywb.log",
+        name="pywb",
+        timeout=60,
+        cwd=home,
+    ):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-        log.close()
 
 
 def decoded(headers: dict[str, str], body: bytes) -> bytes:
