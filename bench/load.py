@@ -203,7 +203,17 @@ def run_load(
         problems.append(f"contacted something but Tor: {sorted(stray)}")
     extracted = workdir / "articles.jsonl"
     subprocess.run(
-        [sys.executable, "-m", "scrapy", "extract", str(warc_dir), "-o", str(extracted)],
+        [
+            sys.executable,
+            "-m",
+            "scrapy",
+            "extract",
+            str(warc_dir),
+            "-o",
+            str(extracted),
+            "-s",
+            f"ONION_MAP={json.dumps(onion_map)}",
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         timeout=timeout,

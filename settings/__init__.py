@@ -81,6 +81,10 @@ AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 1.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
 DOWNLOAD_TIMEOUT = 90  # onion circuits are slow to build
+# A response larger than this is cut off (recorded as WARC-Truncated: length): a gzip bomb or an
+# endless stream cannot fill memory. Larger than any article page or image of a news site.
+DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 16 * 1024 * 1024
 RETRY_TIMES = 3
 # Retries of one URL in all, whatever retried it (HTTP errors, Tor circuit failures).
 RETRY_TOTAL_MAX = 5

@@ -367,8 +367,5 @@ def test_a_2000_article_crawl_stays_flat_and_captures_the_mirror_exactly(tmp_pat
         )
     summary = load.report(result)
     print(summary)
-    # Extra records (fronts that the generic extractor takes for articles) are the
-    # extractor's to fix; the benchmark reports them. Every article must be among them here.
-    extraction = [p for p in result.problems if p.startswith("extracted ")]
-    assert not [p for p in result.problems if p not in extraction], summary
-    assert result.figures["extracted_articles"] == 2000, summary
+    assert not result.problems, summary
+    assert result.figures["extracted_articles"] == result.figures["extracted"] == 2000, summary
