@@ -85,7 +85,9 @@ def crawl_and_sample(
             fds = watched.num_fds()
         except psutil.NoSuchProcess:
             break
-        pages = _pages(log_path)
+        # the count only grows; at close the final stats dump can push the last LogStats
+        # line out of the tail that _pages reads
+        pages = max(_pages(log_path), samples[-1].pages if samples else 0)
         samples.append(Sample(time.monotonic() - started, pages, rss, fds))
         time.sleep(interval)
     run = finish(process, log_path, timeout=max(1.0, timeout - (time.monotonic() - started)))
