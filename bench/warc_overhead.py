@@ -185,9 +185,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-warc-") as tmp:
         workdir = Path(tmp)
         with MirrorServer(site) as mirror:
-            ports = {80: mirror.http_port, 443: mirror.https_port}
-            services = {onion: ports for onion in MIRROR_ONION_MAP.values()}
-            with TorNetwork(workdir / "tornet", services=services) as network:
+            tornet = workdir / "tornet"
+            with TorNetwork.in_front_of(mirror.http_port, mirror.https_port, tornet) as network:
                 network.start(timeout=120, progress=print)
                 print(f"{args.pages} https pages, concurrency {args.concurrency}", flush=True)
                 run_crawl(urls[:WARMUP_PAGES], network, 1, True, workdir)

@@ -50,15 +50,12 @@ def tor_network(mirror, tmp_path_factory):
     (``MIRROR_ONION_MAP``) on ports 80 -> mirror HTTP and 443 -> mirror HTTPS."""
     import shutil
 
-    from onions import MIRROR_ONION_MAP
     from tornet import TorNetwork
 
     if shutil.which("tor") is None or shutil.which("tor-gencert") is None:
         pytest.skip("the tor binary (Debian package `tor`) is not installed; `make setup` adds it")
-    ports = {80: mirror.http_port, 443: mirror.https_port}
-    network = TorNetwork(
-        tmp_path_factory.mktemp("tornet"),
-        services={onion: ports for onion in MIRROR_ONION_MAP.values()},
+    network = TorNetwork.in_front_of(
+        mirror.http_port, mirror.https_port, tmp_path_factory.mktemp("tornet")
     )
     network.start(timeout=120, progress=print)
     yield network

@@ -161,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             mirror = MirrorServer(site).start()
             started.callback(lambda: say("stopping the mirror") or mirror.stop())
             tor_home = started.enter_context(tempfile.TemporaryDirectory(prefix="demo-tornet-"))
-            network = TorNetwork(tor_home, {onion: {80: mirror.http_port, 443: mirror.https_port}
-                                            for onion in MIRROR_ONION_MAP.values()})  # fmt: skip
+            network = TorNetwork.in_front_of(mirror.http_port, mirror.https_port, tor_home)
             started.callback(lambda: say("stopping the Tor network") or network.stop())
             say("booting a private Tor network on loopback (about 15 s)")
             network.start(timeout=args.tor_timeout, progress=lambda m: say(f"tor: {m}"))

@@ -165,6 +165,15 @@ class TorNetwork:
         self._lock = threading.Lock()
         atexit.register(self.stop)
 
+    @classmethod
+    def in_front_of(
+        cls, http_port: int, https_port: int, workdir: str | os.PathLike | None = None
+    ) -> TorNetwork:
+        """A network serving the mirror's onions (``MIRROR_ONION_MAP``): port 80 -> *http_port*,
+        443 -> *https_port* on 127.0.0.1."""
+        ports = {80: http_port, 443: https_port}
+        return cls(workdir, services={onions.onion_address(d): ports for d in onions.SEEDS})
+
     # -- public surface --------------------------------------------------------------------
 
     @property
