@@ -89,6 +89,7 @@ class _CappedReader(io.RawIOBase):
         return data
 
 
+_ROOT_CHUNK_SIZE = 16 * 1024  # bytes fed at a time while looking for the root element
 _PARSER_OPTIONS = {
     "resolve_entities": False,
     "no_network": True,
@@ -99,11 +100,21 @@ _PARSER_OPTIONS = {
 
 
 def _root_name(stream: _CappedReader) -> str:
-    """Local name of the document's root element, read from the first start tag only."""
+    """Local name of the document's root element, read from the first start tag only.
+
+    A pull parser keeps the events it saw before a syntax error, so an HTML page is named as
+    such even when libxml2 meets its first non-XML tag in the same chunk as its root.
+    """
+    parser = etree.XMLPullParser(events=("start",), **_PARSER_OPTIONS)
     try:
-        for _event, element in etree.iterparse(stream, events=("start",), **_PARSER_OPTIONS):
-            return _local_name(element.tag)
+        while chunk := stream.read(_ROOT_CHUNK_SIZE):
+            parser.feed(chunk)
+            for _event, element in parser.read_events():
+                return _local_name(element.tag)
+        parser.close()
     except etree.XMLSyntaxError as exc:
+        for _event, element in parser.read_events():
+            return _local_name(element.tag)
         raise ListingError(f"not XML: {exc}") from None
     raise ListingError("not XML: no root element")
 
