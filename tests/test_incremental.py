@@ -23,7 +23,13 @@ def warc_date(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def capture(url: str, age: timedelta, etag: str | None = '"v1"', last_modified=LAST_MODIFIED):
+def capture(
+    url: str,
+    age: timedelta,
+    etag: str | None = '"v1"',
+    last_modified=LAST_MODIFIED,
+    status: int = 200,
+):
     return Capture(
         url=url,
         clearnet_url=url,
@@ -32,7 +38,7 @@ def capture(url: str, age: timedelta, etag: str | None = '"v1"', last_modified=L
         warc_filename="a.warc.gz",
         warc_offset=0,
         capture_time=warc_date(datetime.now(timezone.utc) - age),
-        status=200,
+        status=status,
         etag=etag,
         last_modified=last_modified,
     )
@@ -82,6 +88,17 @@ def test_never_captured_is_fetched_and_counted_new(middleware: IncrementalMiddle
     assert b"If-None-Match" not in req.headers
     middleware.process_response(req, Response(URL, status=200))
     assert stats(middleware) == {"incremental/new/article": 1}
+
+
+def test_an_article_that_failed_last_time_is_fetched_again(
+    middleware: IncrementalMiddleware, index_path: Path
+) -> None:
+    """A 503 archived a minute ago is no capture of the article: no skip, no conditions."""
+    add(index_path, capture(URL, timedelta(minutes=1), etag=None, last_modified=None, status=503))
+    req = request(lastmod="2016-12-10T00:00:00Z")
+    assert middleware.process_request(req) is None
+    assert req.meta["incremental"] == "new"
+    assert b"If-None-Match" not in req.headers
 
 
 def test_sitemap_lastmod_not_newer_than_capture_skips(

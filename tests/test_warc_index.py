@@ -50,6 +50,21 @@ def test_latest_by_onion_or_clearnet_url_and_mixed_precision(tmp_path: Path) -> 
     index.close()
 
 
+def test_latest_passes_over_error_pages_and_redirects(tmp_path: Path) -> None:
+    index = CaptureIndex(tmp_path / "i.sqlite3")
+    index.add(capture(1))
+    for n, status in ((2, 503), (3, 404), (4, 301)):
+        index.add(capture(n, status=status))
+    assert index.latest(ONION) == capture(1)
+    confirmed = capture(5, status=304)
+    index.add(confirmed)
+    assert index.latest(CLEAR) == confirmed
+    only_errors = "http://abc.onion/gone"
+    index.add(capture(6, url=only_errors, clearnet_url=only_errors, status=500))
+    assert index.latest(only_errors) is None
+    index.close()
+
+
 def test_by_digest_returns_oldest_full_capture_scoped_by_url(tmp_path: Path) -> None:
     index = CaptureIndex(tmp_path / "i.sqlite3")
     first = capture(1)

@@ -126,9 +126,14 @@ class CaptureIndex:
         self._db.executescript(_SCHEMA)
 
     def latest(self, url: str) -> Capture | None:
-        """The newest capture (full or revisit) of ``url``, given in onion or clearnet form."""
+        """The newest capture (full or revisit) of ``url``, given in onion or clearnet form,
+        that shows the document: a 2xx, or a 304 confirming an earlier one. Error pages and
+        redirects are archived and indexed too, but they say nothing of the document.
+        """
         return self._one(
-            "WHERE url = ? OR clearnet_url = ? ORDER BY sort_time DESC, id DESC", (url, url)
+            "WHERE (url = ? OR clearnet_url = ?) AND (status BETWEEN 200 AND 299 OR status = 304)"
+            " ORDER BY sort_time DESC, id DESC",
+            (url, url),
         )
 
     def by_digest(self, payload_digest: str, url: str | None = None) -> Capture | None:
