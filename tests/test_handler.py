@@ -455,6 +455,34 @@ def test_the_crawl_pauses_until_tor_is_back(tmp_path, servers):
     assert crawl["stats"]["tor/unavailable/requeued"] >= 1
     assert "crawl paused" in crawl["log"] and "crawl resumed" in crawl["log"]
 
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_tor_back_on_its_socks_port_but_not_ready_stops_the_crawl(tmp_path, servers):
+    port = free_port()
+    late: list[SocksServer] = []
+    settings = {
+        "TOR_SOCKS_URL": f"socks5h://127.0.0.1:{port}",
+        "TOR_UNAVAILABLE_TIMEOUT": 20,
+        "EXTENSIONS": {**NO_CONTROL["EXTENSIONS"], "tor_not_ready.TorNeverReady": 0},
+    }
+    urls = [f"http://www.{ONION_A}/page?{i}" for i in range(3)]
+    routes = {80: servers[1].port}
+    try:
+        crawl = run_crawl(
+            tmp_path,
+            urls,
+            settings,
+            when_logged=("crawl paused", lambda: late.append(SocksServer(routes, port))),
+        )
+    finally:
+        for server in late:
+            server.stop()
+    assert crawl["reason"] == "tor_unavailable"
+    assert "answers again" in crawl["log"] and "not ready" in crawl["log"]
+    assert "crawl resumed" not in crawl["log"]
+    assert all(r.get("status") is None for r in crawl["results"]), crawl["results"]
+
+
 
 # --- through the private Tor network to the mirror --------------------------------------------
 

@@ -36,7 +36,7 @@ from stem import Signal
 from stem.control import Controller
 from twisted.internet.threads import deferToThread
 
-from crawler.tor.signals import circuit_failed
+from crawler.tor.signals import circuit_failed, tor_available
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -492,6 +492,7 @@ class TorControl:
         crawler.signals.connect(extension.spider_opened, signals.spider_opened)
         crawler.signals.connect(extension.spider_closed, signals.spider_closed)
         crawler.signals.connect(extension.circuit_failed, circuit_failed)
+        crawler.signals.connect(extension.tor_available, tor_available)
         crawler.signals.connect(extension.response_received, signals.response_received)
         return extension
 
@@ -537,6 +538,24 @@ class TorControl:
         phase = self.controller.wait_bootstrapped(self.bootstrap_timeout, _log_bootstrap)
         logger.info("Tor bootstrapped: %s", phase)
         return version
+
+    async def tor_available(self) -> bool:
+        """After an outage, wait up to ``TOR_BOOTSTRAP_TIMEOUT`` for Tor to bootstrap again
+        (a restarted tor answers on its SOCKS port before it can build circuits, and writes a
+        new auth cookie, which the controller reads on reconnecting). False when it does not:
+        the crawl then stops instead of spending its retries on circuits that cannot be built.
+        """
+        try:
+            phase = await maybe_deferred_to_future(
+                deferToThread(
+                    self.controller.wait_bootstrapped, self.bootstrap_timeout, _log_bootstrap
+                )
+            )
+        except TorControlError as exc:
+            logger.error("Tor did not get ready after the outage: %s", exc)
+            return False
+        logger.info("Tor bootstrapped: %s", phase)
+        return True
 
     def spider_closed(self, spider: Spider) -> None:
         self.controller.close()

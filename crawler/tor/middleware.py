@@ -95,9 +95,12 @@ class TorAvailabilityMiddleware:
     On :class:`~crawler.tor.socks.TorUnavailable` the engine is paused, the request goes
     back to the scheduler (``dont_filter=True``), ``tor_unavailable`` is sent, and the SOCKS
     port is probed with exponential backoff. When it answers, ``tor_available`` is sent and
-    the engine resumes. After ``TOR_UNAVAILABLE_TIMEOUT`` seconds without an answer the
-    spider is closed with reason ``tor_unavailable`` (the requests not yet sent stay in the
-    scheduler, so in ``JOBDIR`` when one is set).
+    its receivers awaited: a Tor opens its SOCKS port before it has bootstrapped, so the
+    :class:`~crawler.tor.control.TorControl` extension waits there for bootstrap (without a
+    control port the SOCKS answer is all there is to go by). The engine then resumes, or,
+    when a receiver answered ``False`` (Tor never got ready), the spider is closed with reason
+    ``tor_unavailable``, as it is after ``TOR_UNAVAILABLE_TIMEOUT`` seconds without an answer
+    (the requests not yet sent stay in the scheduler, so in ``JOBDIR`` when one is set).
     """
 
     def __init__(self, crawler: Crawler):
@@ -156,9 +159,22 @@ class TorAvailabilityMiddleware:
                 )
                 return
             delay = min(delay * 2, PROBE_MAX_DELAY)
-        logger.info("Tor's SOCKS port %s:%s answers again: crawl resumed", address, port)
+        logger.info("Tor's SOCKS port %s:%s answers again", address, port)
+        # deferred_from_coro: this coroutine runs on Deferreds, the signal's on asyncio
+        results = await deferred_from_coro(self.crawler.signals.send_catch_log_async(tor_available))
         self._probing = None
-        self.crawler.signals.send_catch_log(tor_available)
+        if any(ready is False for _receiver, ready in results):
+            logger.error(
+                "Tor is back on %s:%s but not ready (see above): closing the spider "
+                "(tor_unavailable); unsent requests were not fetched",
+                address,
+                port,
+            )
+            await deferred_from_coro(
+                self.crawler.engine.close_spider_async(reason="tor_unavailable")
+            )
+            return
+        logger.info("Tor is ready: crawl resumed")
         self.crawler.engine.unpause()
 
     def _spider_closed(self) -> None:

@@ -8,5 +8,7 @@ circuit_failed = object()
 #: pauses until Tor answers again or TOR_UNAVAILABLE_TIMEOUT runs out.
 tor_unavailable = object()
 
-#: ``tor_available()``: the SOCKS port answers again after ``tor_unavailable``.
+#: ``tor_available()``: the SOCKS port answers again after ``tor_unavailable``. Receivers may
+#: be coroutines; the crawl resumes once all have finished, unless one returned ``False``
+#: (Tor is not ready), which closes the spider with reason ``tor_unavailable``.
 tor_available = object()
