@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from extract_helpers import ONIONS, Page, mirror_pages, mirror_site, write_warc
 
+from crawler.extract import extractor as extractor_module
 from crawler.extract.decode import DecodeError, decode_html
 from crawler.extract.extractor import ExtractOptions, FileExtractor
 from crawler.extract.output import JsonLinesSink
@@ -48,6 +49,28 @@ def test_mirror_articles_match_ground_truth(tmp_path, gz, encoding):
         assert record["payload_digest"].startswith("sha1:")
         assert record["capture_time"] == "2026-01-01T00:00:00Z"
         assert record["extractor"] == "nyt"
+
+
+def test_a_parser_failure_costs_one_record_and_says_where(tmp_path, monkeypatch, caplog):
+    """Fault injection: no known page crashes the parsers (tests/test_fuzz.py looks for one)."""
+    site, pages = mirror_site()
+    path = tmp_path / "a.warc.gz"
+    write_warc(path, mirror_pages(site, pages, range(4)))
+    parse = extractor_module.article_from_html
+    doomed = site.onion_url(site.article(1).onion_path)
+
+    def failing_on_one(text, capture_url, onion_map):
+        if capture_url == doomed:
+            raise RecursionError("maximum recursion depth exceeded")
+        return parse(text, capture_url, onion_map)
+
+    monkeypatch.setattr(extractor_module, "article_from_html", failing_on_one)
+    records, stats = run(path)
+    assert [r["capture_url"] for r in records] == [
+        site.onion_url(site.article(i).onion_path) for i in (0, 2, 3)
+    ]
+    assert stats["parser-error"] == 1 and stats["records"] == 3
+    assert f"extraction failed on {doomed} (a.warc.gz at offset" in caplog.text
 
 
 def test_offset_leads_back_to_the_record(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Generator
@@ -17,6 +18,8 @@ from crawler.extract.page import NotAnArticle, Page
 from crawler.extract.record import Article
 from crawler.extract.warcread import Capture, read_captures
 from crawler.tor.onion import OnionMap
+
+logger = logging.getLogger(__name__)
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _PARSER = html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
@@ -140,6 +143,15 @@ class FileExtractor:
                 article = article_from_html(text, capture.target_uri, self.onion_map)
             except (DecodeError, NotAnArticle) as exc:
                 reason = exc.reason
+            except Exception:  # a parser bug must cost one record, not the run's output
+                provenance = capture.provenance
+                logger.exception(
+                    "extraction failed on %s (%s at offset %d); record skipped",
+                    capture.target_uri,
+                    provenance.warc_filename,
+                    provenance.warc_offset,
+                )
+                reason = "parser-error"
         if reason is not None:
             stats[reason] += 1
             return
