@@ -31,7 +31,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
 
 from crawler.spiders.sitemaps import parse_date as _parse_date
-from crawler.warc.index import Capture, CaptureIndex
+from crawler.warc.index import Capture, CaptureIndex, capture_index_path
 
 #: Page kinds (``meta["page_kind"]``) that the middleware may skip or re-check.
 CHECKED_KINDS = frozenset({"article", "requisite", "listing"})
@@ -58,7 +58,7 @@ class IncrementalMiddleware:
             raise NotConfigured("INCREMENTAL_ENABLED is off")
         middleware = cls(
             crawler,
-            CaptureIndex(settings["CAPTURE_INDEX"]),
+            CaptureIndex(capture_index_path(settings)),
             timedelta(seconds=settings.getfloat("INCREMENTAL_RECHECK_AFTER")),
         )
         crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)

@@ -56,8 +56,9 @@ WARC_VERSION = "1.1"  # "1.1" or "1.0"
 WARC_DIGEST = "sha1"  # "sha1" or "sha256", for WARC-Block-Digest and WARC-Payload-Digest
 # Revisit records for payloads already archived: "url" (same URL), "any" (any URL), "off".
 WARC_DEDUP = "url"
-# Persistent capture index (sqlite): dedup across runs and incremental crawling.
-CAPTURE_INDEX = "warc_output/capture-index.sqlite3"
+# Persistent capture index (sqlite): dedup across runs and incremental crawling. None:
+# capture-index.sqlite3 in WARC_DIR, so it moves with the WARCs its revisits refer to.
+CAPTURE_INDEX = None
 WARC_CDXJ = True  # write a CDXJ index next to each finished WARC file
 WARC_FILE_MODE = 0o640  # permissions of WARC and CDXJ files
 WARC_DIR_MODE = 0o750  # permissions of WARC_DIR when it is created

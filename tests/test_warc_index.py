@@ -8,7 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from scrapy.utils.test import get_crawler
 
+from crawler.incremental import IncrementalMiddleware
+from crawler.warc.extension import WarcWriterExtension
 from crawler.warc.index import Capture, CaptureIndex
 
 ONION = "http://abc.onion/page"
@@ -29,6 +32,29 @@ def capture(n: int, **changes) -> Capture:
         last_modified=None,
     )
     return replace(base, **changes)
+
+
+def test_the_index_lives_in_warc_dir_unless_placed_elsewhere(tmp_path: Path) -> None:
+    """Both users of the index open the same file, beside the WARCs it points into."""
+    warc_dir = tmp_path / "srv-warcs"
+    crawler = get_crawler(settings_dict={"WARC_DIR": str(warc_dir), "INCREMENTAL_ENABLED": True})
+    extension = WarcWriterExtension(crawler)
+    middleware = IncrementalMiddleware.from_crawler(crawler)
+    assert extension.index.path == middleware.index.path == warc_dir / "capture-index.sqlite3"
+    assert extension.index.path.exists()
+    extension.index.close()
+    middleware.index.close()
+    elsewhere = tmp_path / "index" / "i.sqlite3"
+    crawler = get_crawler(
+        settings_dict={
+            "WARC_DIR": str(warc_dir),
+            "CAPTURE_INDEX": str(elsewhere),
+            "INCREMENTAL_ENABLED": True,
+        }
+    )
+    middleware = IncrementalMiddleware.from_crawler(crawler)
+    assert middleware.index.path == elsewhere
+    middleware.index.close()
 
 
 def test_empty_index_answers_none(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from crawler.tor.onion import OnionMap
 from crawler.warc.cdxj import write_cdxj
 from crawler.warc.exchange import Exchange, exchange_recorded
 from crawler.warc.files import WarcFiles, WarcWriteError
-from crawler.warc.index import CaptureIndex
+from crawler.warc.index import CaptureIndex, capture_index_path
 from crawler.warc.middleware import capture_parsed, hop_path
 from crawler.warc.records import RecordFactory, new_record_id
 from crawler.warc.writer import CaptureWriter, WrittenCapture
@@ -102,9 +102,8 @@ class WarcWriterExtension:
         self.factory = RecordFactory(
             str(settings.get("WARC_VERSION", "1.1")), settings.get("WARC_DIGEST", "sha1")
         )
-        index_path = settings.get("CAPTURE_INDEX")
-        self.index = (
-            CaptureIndex(index_path, commit_interval=INDEX_COMMIT_INTERVAL) if index_path else None
+        self.index = CaptureIndex(
+            capture_index_path(settings), commit_interval=INDEX_COMMIT_INTERVAL
         )
         self.file_mode = _mode(settings.get("WARC_FILE_MODE", 0o640))
         self.cdxj = settings.getbool("WARC_CDXJ", True)

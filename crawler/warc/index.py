@@ -16,6 +16,11 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from scrapy.settings import BaseSettings
+
+#: The index's file name in ``WARC_DIR`` when ``CAPTURE_INDEX`` is not set.
+DEFAULT_INDEX_NAME = "capture-index.sqlite3"
+
 #: Seconds a writer waits for another process's lock before sqlite raises ``OperationalError``.
 BUSY_TIMEOUT = 30.0
 
@@ -78,6 +83,15 @@ _INSERT = (
 
 
 _WARC_DATE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
+
+
+def capture_index_path(settings: BaseSettings) -> Path:
+    """``CAPTURE_INDEX``, or ``capture-index.sqlite3`` in ``WARC_DIR`` when it is not set, so
+    the index travels with the WARCs its revisit records point into."""
+    configured = settings.get("CAPTURE_INDEX")
+    if configured:
+        return Path(configured)
+    return Path(settings.get("WARC_DIR") or "warc_output") / DEFAULT_INDEX_NAME
 
 
 def _sort_time(capture_time: str) -> str:
