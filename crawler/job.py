@@ -10,7 +10,11 @@ output is passed through line by line (so journald or cron's mail shows the craw
 1. ``scrapy torcheck``: Tor answers, is bootstrapped and reaches the mirror;
 2. ``scrapy crawl nytimes``, judged by the crawl report it writes (``CRAWL_REPORT`` is forced
    on): it must close with reason ``finished`` (or a ``closespider_*`` limit) having received
-   at least one response;
+   at least one response. A whole site's sitemaps take longer than any schedule allows, so
+   unless ``-s CLOSESPIDER_TIMEOUT`` is given the crawl gets one a little under
+   ``--crawl-timeout`` (:func:`crawl_budget`): it closes on its own, its WARCs finished, and
+   the next run goes on from the capture index; ``--crawl-timeout`` stops it only if that
+   graceful close hangs;
 3. ``scrapy extract`` of the WARC files the report lists, into ``--articles`` (default
    ``<WARC_DIR>/articles-<UTC time>.jsonl``).
 
@@ -64,6 +68,8 @@ SUCCESS_REASONS = frozenset(
 REPORT_GLOB = "*-report.json"  # crawler.report.CrawlReport's files in WARC_DIR
 #: After a graceful stop is asked for, how long a step may take to finish before it is killed.
 STOP_GRACE = 120.0
+#: Longest time kept back from ``--crawl-timeout`` for the crawl's own graceful close.
+CLOSE_MARGIN_MAX = 600.0
 
 
 class JobFailed(Exception):
@@ -176,6 +182,13 @@ class StepRunner:
             result.last_lines = [*result.last_lines[-4:], line.rstrip()]
 
 
+def crawl_budget(crawl_timeout: float) -> float:
+    """Seconds the crawl may run before closing itself: *crawl_timeout* less the time its
+    close may take (in-flight downloads, WARC and index flush), a tenth, at most
+    :data:`CLOSE_MARGIN_MAX`."""
+    return crawl_timeout - min(CLOSE_MARGIN_MAX, crawl_timeout / 10)
+
+
 def setting_args(settings: Sequence[str]) -> list[str]:
     return [arg for setting in settings for arg in ("-s", setting)]
 
@@ -227,12 +240,19 @@ class Job:
                 f"{last_words(result)}",
             )
 
+    def crawl_args(self) -> list[str]:
+        """``scrapy crawl`` arguments: the ``-s`` and ``-a`` options, the report forced on, and
+        a ``CLOSESPIDER_TIMEOUT`` within ``--crawl-timeout`` unless one was given."""
+        overrides = [*self.setting_overrides, "CRAWL_REPORT=True"]
+        if not any(s.startswith("CLOSESPIDER_TIMEOUT=") for s in self.setting_overrides):
+            overrides.append(f"CLOSESPIDER_TIMEOUT={crawl_budget(self.crawl_timeout):g}")
+        args = ["crawl", SPIDER, *setting_args(overrides)]
+        return args + [arg for spider_arg in self.spider_args for arg in ("-a", spider_arg)]
+
     def crawl(self) -> dict:
         """Run the crawl; its report (``crawler.report``) when it did its job."""
         before = set(self.warc_dir.glob(REPORT_GLOB))
-        args = ["crawl", SPIDER, *setting_args([*self.setting_overrides, "CRAWL_REPORT=True"])]
-        args += [arg for spider_arg in self.spider_args for arg in ("-a", spider_arg)]
-        result = self.runner.run(args, self.crawl_timeout)
+        result = self.runner.run(self.crawl_args(), self.crawl_timeout)
         reports = sorted(set(self.warc_dir.glob(REPORT_GLOB)) - before)
         report = json.loads(reports[-1].read_text(encoding="utf-8")) if reports else {}
         reason = report.get("finish_reason")

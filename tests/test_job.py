@@ -22,11 +22,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from onions import MIRROR_ONION_MAP
+from scrapy.settings import Settings
 
 from crawler.job import (
     EXIT_CRAWL_FAILED,
     EXIT_LOCKED,
     EXIT_TOR_UNAVAILABLE,
+    Job,
     JobFailed,
     JobLock,
     StepRunner,
@@ -75,6 +77,33 @@ def no_tor_settings(warc_dir: Path) -> list[str]:
         "-s", f"TOR_CONTROL_URL=tcp://127.0.0.1:{port}",
         "-s", "TOR_BOOTSTRAP_TIMEOUT=5",
     ]  # fmt: skip
+
+
+def crawl_args(*overrides: str, crawl_timeout: float) -> list[str]:
+    # not project_settings(): Scrapy's get_project_settings() exports SCRAPY_SETTINGS_MODULE
+    # into this process's environment, and every job started after would think it is in the
+    # project directory
+    settings = Settings({"WARC_DIR": "/srv/warcs"})
+    runner = StepRunner(io.StringIO(), JobLock(Path(os.devnull)))
+    return Job(settings, overrides, ["since=2026-01-01"], None, crawl_timeout, runner).crawl_args()
+
+
+@pytest.mark.parametrize(
+    ("crawl_timeout", "budget"),
+    [(6 * 3600, "CLOSESPIDER_TIMEOUT=21000"), (60, "CLOSESPIDER_TIMEOUT=54")],
+)
+def test_the_crawl_closes_itself_before_the_job_timeout(crawl_timeout, budget) -> None:
+    """A whole site takes longer than any schedule: the crawl must end as closespider_timeout
+    (a success, whose WARCs are extracted), not be stopped by the wrapper (exit 70)."""
+    args = crawl_args("WARC_DIR=/srv/warcs", crawl_timeout=crawl_timeout)
+    assert args[:2] == ["crawl", "nytimes"] and args[-2:] == ["-a", "since=2026-01-01"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-s"] == [
+        "WARC_DIR=/srv/warcs",
+        "CRAWL_REPORT=True",
+        budget,
+    ]
+    mine = crawl_args("CLOSESPIDER_TIMEOUT=100", crawl_timeout=crawl_timeout)
+    assert [a for a in mine if a.startswith("CLOSESPIDER_TIMEOUT=")] == ["CLOSESPIDER_TIMEOUT=100"]
 
 
 def test_a_held_lock_stops_the_run_before_anything_starts(tmp_path: Path) -> None:
