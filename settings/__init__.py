@@ -121,6 +121,9 @@ DOWNLOADER_MIDDLEWARES = {
 }
 # Scrapy's duplicate filter, also logging and counting redirect loops.
 DUPEFILTER_CLASS = "crawler.policy.RedirectAwareDupeFilter"
+# Scrapy's scheduler, parking retries (backoff) and requests to a host under Retry-After
+# until due, so that no waiting request holds a download slot; RetryPolicyMiddleware needs it.
+SCHEDULER = "crawler.policy.DelayingScheduler"
 EXTENSIONS = {
     "crawler.report.CrawlReport": 500,
     "scrapy.extensions.periodic_log.PeriodicLog": 0,
