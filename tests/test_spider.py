@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from pathlib import Path
 from typing import Any
 
 import pytest
 from onions import MIRROR_ONION_MAP
 from scrapy import Request
+from scrapy.core.scheduler import Scheduler
+from scrapy.dupefilters import RFPDupeFilter
 from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse
 from scrapy.utils.test import get_crawler
 
@@ -312,3 +315,81 @@ def test_with_robots_obeyed_the_sitemaps_come_from_robots_txt_middlewares_fetch(
     spider.response_received(TextResponse(static.url, body=other, encoding="utf-8"), static)
     spider.response_received(TextResponse(robots.url, body=other, status=404), robots)
     assert len(spider.crawler.engine.crawled) == 1
+
+
+def test_seeds_pass_a_duplicate_filter_that_saw_them_before_a_kill(tmp_path: Path) -> None:
+    """After a kill -9, JOBDIR's requests.seen outlives the queue (and no spider state was
+    saved): the resumed run must request its seeds again, and still no article twice."""
+    # (the default priority queue needs a running engine's downloader)
+    jobdir = {
+        "JOBDIR": str(tmp_path / "job"),
+        "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.ScrapyPriorityQueue",
+    }
+    killed = make_spider(settings=jobdir)
+    seen = [*start_requests(killed), *killed.parse(html(HOME, FRONT))]
+    dupefilter = RFPDupeFilter.from_crawler(killed.crawler)
+    assert not any(dupefilter.request_seen(request) for request in seen)
+    dupefilter.close("killed")  # the fingerprints reached the disk, the queue did not
+
+    resumed = make_spider(settings=jobdir)
+    scheduler = Scheduler.from_crawler(resumed.crawler)
+    scheduler.open(resumed)
+    try:
+        seeds = start_requests(resumed)
+        assert [r.url for r in seeds] == [f"{HOME}robots.txt", HOME]
+        assert all(scheduler.enqueue_request(request) for request in seeds)
+        found = list(resumed.parse(html(HOME, FRONT)))
+        enqueued = {r.meta["page_kind"]: scheduler.enqueue_request(r) for r in found}
+        assert enqueued == {"article": False, "front": True, "listing": True}
+    finally:
+        scheduler.close("finished")
+
+
+def test_discovery_pages_bypass_the_duplicate_filter_but_are_requested_once_per_run() -> None:
+    spider = make_spider()
+    assert all(request.dont_filter for request in start_requests(spider))
+    robots = TextResponse(
+        f"{HOME}robots.txt",
+        body=b"Sitemap: https://www.nytimes.com/sitemaps/index.xml\n"
+        b"Sitemap: https://www.nytimes.com/sitemaps/2016-12.xml.gz\n",
+    )
+    index_request, monthly = spider.parse_robots(robots)
+    assert index_request.dont_filter and monthly.dont_filter
+    assert list(spider.parse_robots(robots)) == []
+    # The index dates the monthly sitemap found undated; a sitemap names the home page: neither
+    # is asked for again (only an article is, so the incremental middleware can skip it).
+    index = (
+        b'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<sitemap><loc>https://www.nytimes.com/sitemaps/2016-12.xml.gz</loc>"
+        b"<lastmod>2016-12-20T10:00:00Z</lastmod></sitemap></sitemapindex>"
+    )
+    assert list(spider.parse_listing(sitemap_response(index_request.url, index))) == []
+    urlset = (
+        b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<url><loc>https://www.nytimes.com/</loc><lastmod>2016-12-20</lastmod></url></urlset>"
+    )
+    assert list(spider.parse_listing(sitemap_response(monthly.url, urlset))) == []
+    kinds = {r.meta["page_kind"]: r.dont_filter for r in spider.parse(html(HOME, FRONT))}
+    assert kinds == {"article": False, "front": True, "listing": True}
+
+
+def test_a_304_to_a_conditional_recheck_is_unchanged_not_an_article_nor_an_error() -> None:
+    spider = make_spider(settings={"SPIDER_PAGE_REQUISITES": True})
+    start_requests(spider)
+    article, *_ = spider.parse(html(HOME, FRONT))
+    assert article.meta["handle_httpstatus_list"] == [304]
+    article.headers[b"If-None-Match"] = b'"v1"'  # as the incremental middleware re-checks
+    links = '<a href="/2016/12/11/world/c.html">C</a><img src="/images/c.jpg">'
+    response = HtmlResponse(article.url, status=304, body=links.encode(), request=article)
+    assert list(article.callback(response)) == []
+    requisite = Request(f"https://{STATIC}/images/a.jpg", headers={"If-Modified-Since": "x"})
+    requisite_response = Response(requisite.url, status=304, request=requisite)
+    assert list(spider.parse_requisite(requisite_response)) == []
+    assert stat(spider, "spider/pages/article") is None
+    assert stat(spider, "spider/errors/http_304") is None
+    # A 304 to a request that was not conditional is not an answer: an error
+    unasked = Request(f"https://{WWW}/2016/12/10/world/d.html", meta={"page_kind": "article"})
+    assert list(spider.parse(HtmlResponse(unasked.url, status=304, request=unasked))) == []
+    assert stat(spider, "spider/errors/http_304") == 1
+    # Fronts and listings are never re-checked conditionally
+    assert all("handle_httpstatus_list" not in r.meta for r in start_requests(make_spider()))

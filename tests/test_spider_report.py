@@ -6,11 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
+from onions import MIRROR_ONION_MAP
 from scrapy import Spider
 from scrapy.exceptions import NotConfigured
+from scrapy.http import HtmlResponse, Response
+from scrapy.spidermiddlewares.httperror import HttpError, HttpErrorMiddleware
 from scrapy.utils.test import get_crawler
+from test_spider import FRONT, HOME, html, start_requests
+from twisted.python.failure import Failure
 
+from crawler.incremental import IncrementalMiddleware
 from crawler.report import CrawlReport
+from crawler.spiders.nytimes import NytimesSpider
+from crawler.warc.index import Capture, CaptureIndex
 
 
 def test_report_sums_up_the_run_in_json_next_to_the_warcs(tmp_path: Path) -> None:
@@ -78,3 +86,67 @@ def test_report_sums_up_the_run_in_json_next_to_the_warcs(tmp_path: Path) -> Non
 def test_report_can_be_switched_off() -> None:
     with pytest.raises(NotConfigured):
         CrawlReport.from_crawler(get_crawler(Spider, {"CRAWL_REPORT": False}))
+
+
+def deliver(middleware: HttpErrorMiddleware, response: Response) -> list:
+    """What Scrapy does with a downloaded response: HttpErrorMiddleware, then the request's
+    callback, or its errback when the middleware rejects the status."""
+    try:
+        middleware.process_spider_input(response)
+    except HttpError as error:
+        failure = Failure(error)
+        failure.request = response.request
+        response.request.errback(failure)
+        return []
+    return list(response.request.callback(response))
+
+
+def test_a_304_to_a_recheck_is_reported_unchanged_and_not_as_an_error(tmp_path: Path) -> None:
+    index_path = tmp_path / "capture-index.sqlite3"
+    crawler = get_crawler(
+        NytimesSpider,
+        {
+            "ONION_MAP": MIRROR_ONION_MAP,
+            "WARC_DIR": str(tmp_path),
+            "WARC_PREFIX": "oa",
+            "CRAWL_REPORT": True,
+            "INCREMENTAL_ENABLED": True,
+            "INCREMENTAL_RECHECK_AFTER": 3600,
+            "CAPTURE_INDEX": str(index_path),
+        },
+    )
+    spider = crawler.spider = NytimesSpider.from_crawler(crawler)
+    crawler.stats.open_spider()
+    report = CrawlReport.from_crawler(crawler)
+    start_requests(spider)
+    article, *_ = spider.parse(html(HOME, FRONT))
+    index = CaptureIndex(index_path)
+    index.add(
+        Capture(
+            url=article.url,
+            clearnet_url=article.url,
+            payload_digest="sha1:AAAA",
+            record_id="<urn:uuid:1>",
+            warc_filename="a.warc.gz",
+            warc_offset=0,
+            capture_time="2016-12-10T12:00:00Z",
+            status=200,
+            etag='"v1"',
+            last_modified=None,
+        )
+    )
+    index.close()
+    incremental = IncrementalMiddleware.from_crawler(crawler)
+    try:
+        assert incremental.process_request(article) is None
+        assert article.headers[b"If-None-Match"] == b'"v1"'
+        response = HtmlResponse(article.url, status=304, request=article)
+        response = incremental.process_response(article, response)
+        assert deliver(HttpErrorMiddleware.from_crawler(crawler), response) == []
+    finally:
+        incremental.spider_closed()
+
+    summary = report.summary("finished")
+    assert summary["errors"] == {}
+    assert summary["articles"]["unchanged"] == 1
+    assert "article" not in summary["pages_by_kind"]  # the empty 304 was not read as one

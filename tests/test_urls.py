@@ -12,7 +12,8 @@ from onions import MIRROR_ONION_MAP
 from crawler.spiders.urls import UrlPolicy, is_article, is_feed, is_front, is_sitemap, url_date
 from crawler.tor.onion import OnionMap
 
-WWW = "www." + MIRROR_ONION_MAP["nytimes.com"]
+ONION = MIRROR_ONION_MAP["nytimes.com"]
+WWW = "www." + ONION
 STATIC = "static01." + MIRROR_ONION_MAP["nyt.com"]
 ARTICLE = f"https://{WWW}/2016/12/10/world/middleeast/aleppo-syria.html"
 
@@ -33,10 +34,60 @@ def policy() -> UrlPolicy:
         f"https://{WWW}/2016/12/10/world/middleeast/aleppo-syria.amp.html",
         f"https://{WWW}/2016/12/10/world/middleeast/aleppo-syria.html/",
         f"https://{WWW}//2016/12/10/world/middleeast/aleppo-syria.html",
+        # scheme and the hosts that serve the same articles as www, clearnet or onion
+        "http://www.nytimes.com/2016/12/10/world/middleeast/aleppo-syria.html",
+        "https://nytimes.com/2016/12/10/world/middleeast/aleppo-syria.html",
+        "http://mobile.nytimes.com/2016/12/10/world/middleeast/aleppo-syria.amp.html",
+        "https://m.nytimes.com/2016/12/10/world/middleeast/aleppo-syria.html?smid=nytcore",
+        "https://www.nytimes.com:443/2016/12/10/world/middleeast/aleppo-syria.html",
+        f"http://{ONION}/2016/12/10/world/middleeast/aleppo-syria.html",
+        f"https://mobile.{ONION}/2016/12/10/world/middleeast/aleppo-syria.html",
+        f"http://m.{ONION}:80/2016/12/10/world/middleeast/aleppo-syria.html",
     ],
 )
 def test_article_variants_fold_into_one_onion_url(policy: UrlPolicy, url: str) -> None:
     assert policy.canonical(url) == ARTICLE
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        # other hosts are other sites, whatever their path
+        (
+            "http://static01.nyt.com/2016/12/10/world/a.html",
+            f"http://{STATIC}/2016/12/10/world/a.html",
+        ),
+        (
+            "https://cooking.nytimes.com/2016/12/10/recipes/a.html",
+            f"https://cooking.{ONION}/2016/12/10/recipes/a.html",
+        ),
+        # an explicit port is another service
+        (
+            "http://www.nytimes.com:8080/2016/12/10/world/a.html",
+            f"http://{WWW}:8080/2016/12/10/world/a.html",
+        ),
+        # only articles fold: other pages are fetched from the host they were found on
+        ("http://nytimes.com/section/world", f"http://{ONION}/section/world"),
+        ("https://mobile.nytimes.com/", f"https://mobile.{ONION}/"),
+    ],
+)
+def test_other_hosts_ports_and_non_articles_keep_scheme_and_host(
+    policy: UrlPolicy, url: str, canonical: str
+) -> None:
+    assert policy.canonical(url) == canonical
+
+
+def test_an_article_index_html_folds_into_its_directory(policy: UrlPolicy) -> None:
+    live = f"https://{WWW}/live/2024/11/05/us/election-results"
+    for variant in (f"{live}/index.html", f"{live}/", f"{live}/index.amp.html", f"{live}//"):
+        assert policy.canonical(variant) == live
+    # /x and /x.html are not folded: a server may serve only one of them (live pages have no
+    # .html, classic articles only .html), and its redirect, if any, is followed anyway.
+    assert policy.canonical(ARTICLE.removesuffix(".html")) == ARTICLE.removesuffix(".html")
+    # index.html of other pages is a page of its own
+    assert policy.canonical(f"https://{WWW}/pages/world/index.html") == (
+        f"https://{WWW}/pages/world/index.html"
+    )
 
 
 def test_fronts_keep_meaningful_query_and_drop_tracking(policy: UrlPolicy) -> None:
@@ -111,17 +162,30 @@ def test_page_kinds_and_dates() -> None:
     assert is_sitemap(f"https://{WWW}/sitemap.xml")
 
 
-_paths = st.lists(st.sampled_from(["2016", "12", "10", "world", "a.html", "", "index.html"]))
+_paths = st.lists(
+    st.sampled_from(["2016", "12", "10", "world", "a.html", "a.amp.html", "", "index.html"])
+)
+_hosts = st.sampled_from(
+    ["www.nytimes.com", "nytimes.com", "mobile.nytimes.com", "m.nytimes.com", "static01.nyt.com"]
+)
 _queries = st.lists(
     st.tuples(st.sampled_from(["smid", "utm_x", "page", "q", "hp"]), st.text("ab1", max_size=3))
 )
 
 
-@given(path=_paths, query=_queries, fragment=st.text("xyz", max_size=3))
-def test_canonical_form_is_idempotent(path: list[str], query: list, fragment: str) -> None:
+@given(
+    scheme=st.sampled_from(["http", "https"]),
+    host=_hosts,
+    path=_paths,
+    query=_queries,
+    fragment=st.text("xyz", max_size=3),
+)
+def test_canonical_form_is_idempotent(
+    scheme: str, host: str, path: list[str], query: list, fragment: str
+) -> None:
     policy = UrlPolicy(OnionMap(MIRROR_ONION_MAP))
     qs = "&".join(f"{k}={v}" for k, v in query)
-    url = f"https://www.nytimes.com/{'/'.join(path)}?{qs}#{fragment}"
+    url = f"{scheme}://{host}/{'/'.join(path)}?{qs}#{fragment}"
     canonical = policy.canonical(url)
     assert canonical is not None
     assert policy.canonical(canonical) == canonical

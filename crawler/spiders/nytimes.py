@@ -8,7 +8,12 @@ canonical onion URLs of ``ONION_MAP`` hosts that are not excluded are requested,
 
 Each request carries ``meta["page_kind"]`` (``robots``, ``listing``, ``front``, ``article``,
 ``requisite``, ``page``) and, when a sitemap or feed tells it, ``meta["lastmod"]`` (ISO 8601),
-which :class:`crawler.incremental.IncrementalMiddleware` uses to skip unchanged pages.
+which :class:`crawler.incremental.IncrementalMiddleware` uses to skip unchanged pages; a 304
+answering its conditional re-check reaches the callback as "unchanged", not as an error.
+
+Discovery requests (robots, listings, fronts) bypass Scrapy's duplicate filter: with
+``JOBDIR``, ``requests.seen`` may outlive the queue (a ``kill -9``), and a resumed run must be
+able to start discovery again. ``discovered`` keeps every URL to one request per run.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
+from crawler.incremental import CONDITIONAL_KINDS
 from crawler.spiders.sitemaps import Entry, ListingError, ListingTooLarge, iter_entries
 from crawler.spiders.urls import (
     UrlPolicy,
@@ -42,6 +48,8 @@ DEFAULT_START_URLS = ("https://www.nytimes.com/",)
 
 #: Request priorities: listings first (they find the most), requisites last.
 PRIORITY = {"robots": 30, "listing": 20, "front": 10, "article": 0, "page": 0, "requisite": -10}
+#: Page kinds that find other pages: requested with ``dont_filter=True``.
+DISCOVERY_KINDS = frozenset({"robots", "listing", "front"})
 
 _REQUISITE_XPATH = (
     "//img/@src | //img/@data-src | //script/@src"
@@ -122,7 +130,7 @@ class NytimesSpider(scrapy.Spider):
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[scrapy.Request]:
         """Fronts, articles and other HTML pages: follow their links; XML goes to listings."""
-        if not isinstance(response, TextResponse):
+        if self._not_modified(response) or not isinstance(response, TextResponse):
             return
         if _looks_like_xml(response):
             yield from self.parse_listing(response)
@@ -177,6 +185,7 @@ class NytimesSpider(scrapy.Spider):
 
     def parse_requisite(self, response: Response) -> Iterable[Any]:
         """Page requisites are archived by the WARC writer; nothing to follow."""
+        self._not_modified(response)
         return ()
 
     def failed(self, failure: Failure) -> None:
@@ -198,6 +207,17 @@ class NytimesSpider(scrapy.Spider):
             kind = getattr(error, "kind", None) or type(error).__name__
         self._inc(f"spider/errors/{kind}")
         self.logger.warning("%s failed (%s): %s", request.url, kind, error)
+
+    def _not_modified(self, response: Response) -> bool:
+        """True for a 304, which has nothing to read. It is the "unchanged" answer to the
+        incremental middleware's conditional re-check (counted there); a 304 to a request that
+        was not conditional is counted as an HTTP error."""
+        if response.status != 304:
+            return False
+        headers = response.request.headers
+        if b"If-None-Match" not in headers and b"If-Modified-Since" not in headers:
+            self._inc("spider/errors/http_304")
+        return True
 
     def _follow_entry(self, response: Response, entry: Entry) -> Iterator[scrapy.Request]:
         url = response.urljoin(entry.loc)
@@ -223,11 +243,16 @@ class NytimesSpider(scrapy.Spider):
             if canonical is None:
                 self._inc("spider/links_skipped")
                 continue
-            redate = canonical in self.discovered
-            if redate and (lastmod is None or self.discovered[canonical] is not None):
-                continue
             page_kind = kind or _kind(canonical)
             if page_kind is None:
+                continue
+            # An article found undated first (a front, a feed), dated now by a sitemap: ask
+            # again, so the incremental middleware can skip or re-check it unless it already
+            # let it through. Anything else is requested once per run.
+            redate = canonical in self.discovered
+            if redate and (
+                page_kind != "article" or lastmod is None or self.discovered[canonical] is not None
+            ):
                 continue
             if page_kind == "article" and self.since:
                 published = url_date(canonical)
@@ -235,21 +260,21 @@ class NytimesSpider(scrapy.Spider):
                     self._inc("spider/since_skipped")
                     continue
             self.discovered[canonical] = lastmod
-            # Found undated first (a front, a feed), dated now by a sitemap: ask again, so
-            # the incremental middleware can re-check it unless it already let it through.
             self._inc(f"spider/redated/{page_kind}" if redate else f"spider/found/{page_kind}")
             meta: dict[str, Any] = {"page_kind": page_kind}
             if lastmod:
                 meta["lastmod"] = lastmod
             if page_kind == "requisite":
                 meta["download_maxsize"] = self.requisite_max_size
+            if page_kind in CONDITIONAL_KINDS:
+                meta["handle_httpstatus_list"] = [304]
             yield scrapy.Request(
                 canonical,
                 callback=self._callbacks[page_kind],
                 errback=self.failed,
                 priority=PRIORITY[page_kind],
                 meta=meta,
-                dont_filter=redate,
+                dont_filter=redate or page_kind in DISCOVERY_KINDS,
             )
 
     @property

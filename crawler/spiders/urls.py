@@ -4,7 +4,9 @@
 canonical onion URL the spider requests, or ``None`` when the link is off the hosts of
 ``ONION_MAP`` or excluded (login, subscription, account, ad and tracking endpoints). The
 canonical form makes one article one URL: fragments and tracking parameters go, an article's
-query string goes entirely, and ``.amp.html`` and trailing-slash variants fold.
+query string goes entirely, ``.amp.html``, ``/index.html`` and trailing-slash variants fold,
+and an article's ``http``, bare-domain, ``mobile.`` and ``m.`` forms fold into
+``https://www.<onion>``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ EXCLUDED_PATH_SEGMENTS = frozenset(
     }
 )  # fmt: skip
 
+#: Host labels (left of the mapped domain) that serve the same articles as ``www``.
+ARTICLE_HOST_ALIASES = frozenset({"", "www", "mobile", "m"})
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _ARTICLE_PATH = re.compile(
     r"^/(?:(?:interactive|live|athletic)/)?(?P<y>(?:19|20)\d\d)/(?P<m>[01]\d)/(?P<d>[0-3]\d)/"
     r"(?P<rest>[^?#]+)$"
@@ -72,7 +78,12 @@ class UrlPolicy:
         self.extra_exclusions = [re.compile(pattern) for pattern in extra_exclusions]
 
     def canonical(self, url: str) -> str | None:
-        """The canonical onion form of *url*, or None when it is off scope or excluded."""
+        """The canonical onion form of *url*, or None when it is off scope or excluded.
+
+        An article (a dated path) on a host of :data:`ARTICLE_HOST_ALIASES` and its scheme's
+        default port is always ``https://www.<onion>/...``; other hosts (``static01.``) and
+        ports keep theirs.
+        """
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return None
@@ -80,14 +91,18 @@ class UrlPolicy:
         if onion_url is None:
             return None
         parts = urlsplit(onion_url)
-        host = parts.hostname or ""
+        scheme, host = parts.scheme, parts.hostname or ""
         if self.onion_map.to_clearnet_host(host) is None:
             return None  # a valid onion host, but not one of the mirror's
+        port = None if parts.port == _DEFAULT_PORTS[scheme] else parts.port
         path = _fold_path(parts.path or "/")
         article = _ARTICLE_PATH.match(path) is not None
+        labels = host.split(".")  # [subdomain labels..., <56 chars>, "onion"]
+        if article and port is None and ".".join(labels[:-2]) in ARTICLE_HOST_ALIASES:
+            scheme, host = "https", ".".join(["www", *labels[-2:]])
         query = "" if article else _clean_query(parts.query)
-        netloc = host if parts.port is None else f"{host}:{parts.port}"
-        canonical = urlunsplit((parts.scheme, netloc, path, query, ""))
+        netloc = host if port is None else f"{host}:{port}"
+        canonical = urlunsplit((scheme, netloc, path, query, ""))
         return None if self.is_excluded(canonical) else canonical
 
     def is_excluded(self, onion_url: str) -> bool:
@@ -105,10 +120,6 @@ class UrlPolicy:
             return True
         clearnet_url = self.onion_map.to_clearnet_url(onion_url)
         return any(p.search(onion_url) or p.search(clearnet_url) for p in self.extra_exclusions)
-
-    def clearnet(self, onion_url: str) -> str:
-        """The clearnet form of an onion URL of the map."""
-        return self.onion_map.to_clearnet_url(onion_url)
 
 
 def is_article(url: str) -> bool:
@@ -143,11 +154,15 @@ def url_date(url: str) -> date | None:
 
 
 def _fold_path(path: str) -> str:
+    """*path* without repeated and trailing slashes, ``.amp.html`` as ``.html``, and an
+    article's ``/index.html`` dropped (``/x/index.html`` is ``/x/``, which is ``/x``)."""
     path = re.sub(r"/{2,}", "/", path)
     if len(path) > 1:
         path = path.rstrip("/")
     if path.endswith(".amp.html"):
         path = path[: -len(".amp.html")] + ".html"
+    if path.endswith("/index.html") and _ARTICLE_PATH.match(path):
+        return _fold_path(path[: -len("/index.html")])
     return path
 
 
