@@ -113,6 +113,10 @@ def test_subdomains_map_to_their_onion(policy: UrlPolicy) -> None:
         "ftp://www.nytimes.com/file",
         "https://user:pw@www.nytimes.com/",
         "/relative/only",
+        # no URLs at all: found in real pages' hrefs, they must not end a page's link-following
+        "https://www.nytimes.com:abc/2016/12/10/world/x.html",
+        "https://www.nytimes.com:99999/",
+        "https://[www.nytimes.com/",
     ],
 )
 def test_off_scope_urls_have_no_canonical_form(policy: UrlPolicy, url: str) -> None:

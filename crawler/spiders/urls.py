@@ -78,12 +78,19 @@ class UrlPolicy:
         self.extra_exclusions = [re.compile(pattern) for pattern in extra_exclusions]
 
     def canonical(self, url: str) -> str | None:
-        """The canonical onion form of *url*, or None when it is off scope or excluded.
+        """The canonical onion form of *url*, or None when it is off scope, excluded or no
+        URL at all (an unbalanced ``[``, a port that is not a number from 0 to 65535).
 
         An article (a dated path) on a host of :data:`ARTICLE_HOST_ALIASES` and its scheme's
         default port is always ``https://www.<onion>/...``; other hosts (``static01.``) and
         ports keep theirs.
         """
+        try:
+            return self._canonical(url)
+        except ValueError:  # raised by urlsplit and SplitResult.port for malformed netlocs
+            return None
+
+    def _canonical(self, url: str) -> str | None:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return None
