@@ -28,7 +28,7 @@ from warc_samples import (
 )
 
 from crawler.warc.cdxj import cdxj_path, write_cdxj
-from crawler.warc.records import ChunkedFramingError, Dechunker, dechunk
+from crawler.warc.records import ChunkedFramingError, Dechunker
 
 BIN = Path(sys.executable).parent
 
@@ -202,13 +202,18 @@ def test_exchange_without_response_bytes_is_refused(tmp_path: Path) -> None:
     assert warc_files(tmp_path) == []
 
 
+def dechunk(pieces: list[bytes]) -> bytes:
+    dechunker = Dechunker()
+    return b"".join(dechunker.feed(piece) for piece in pieces)
+
+
 @pytest.mark.parametrize("name", [n for n, (_, chunked) in RESPONSES.items() if chunked])
 def test_dechunker_gives_the_same_payload_for_every_split(name: str) -> None:
     body = RESPONSES[name][0].split(b"\r\n\r\n", 1)[1]
     expected = dechunk_whole(body)
     for cut in range(len(body) + 1):
-        assert b"".join(dechunk([body[:cut], body[cut:]])) == expected
-    assert b"".join(dechunk([bytes([b]) for b in body])) == expected
+        assert dechunk([body[:cut], body[cut:]]) == expected
+    assert dechunk([bytes([b]) for b in body]) == expected
 
 
 @pytest.mark.parametrize(

@@ -87,10 +87,6 @@ class Dechunker:
         self._remaining = 0
         self._state = "size"  # size -> data -> crlf -> size ... -> trailer -> done
 
-    @property
-    def done(self) -> bool:
-        return self._state == "done"
-
     def feed(self, data: bytes) -> bytes:
         out = []
         pos = 0
@@ -127,13 +123,6 @@ class Dechunker:
             self._state = "data" if self._remaining else "trailer"
         elif not line:  # trailer section ends with an empty line
             self._state = "done"
-
-
-def dechunk(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The payload of a chunked body given as pieces (raises :class:`ChunkedFramingError`)."""
-    dechunker = Dechunker()
-    for chunk in chunks:
-        yield dechunker.feed(chunk)
 
 
 def read_pieces(stream: BinaryIO, length: int) -> Iterator[bytes]:
