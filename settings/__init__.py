@@ -148,4 +148,3 @@ REMOTE_CONTROL_ENABLED = False
 USER_AGENT = "onion-archiver (+https://github.com/onion-archiver)"
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
-REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
