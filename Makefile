@@ -12,9 +12,11 @@ PYTEST_ARGS ?=
 
 setup: system-packages $(VENV)/.installed
 
+# python3-venv only where python3 cannot make a virtualenv (Debian's own python3 without it).
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
