@@ -33,6 +33,8 @@ def test_every_setting_is_in_the_readme():
 def test_readme_opens_with_the_two_setup_commands():
     readme = (REPO_ROOT / "README.md").read_text()
     first_block = readme.split("```", 2)[1]
-    assert "make demo" in first_block and "make test" in first_block
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines()[1:]]
+    assert commands[:2] == ["make demo", "make test"], commands
     ci = (REPO_ROOT / ".ci" / "run").read_text()
-    assert "make test" in ci
+    ci_commands = [line.strip() for line in ci.splitlines() if line.strip().startswith("make")]
+    assert ci_commands == ["make test"], "CI must run exactly the README's test command"
