@@ -68,6 +68,8 @@ SUCCESS_REASONS = frozenset(
 REPORT_GLOB = "*-report.json"  # crawler.report.CrawlReport's files in WARC_DIR
 #: After a graceful stop is asked for, how long a step may take to finish before it is killed.
 STOP_GRACE = 120.0
+#: Permission bits the job and its steps never grant (group write, anything for others).
+JOB_UMASK = 0o027
 #: Longest time kept back from ``--crawl-timeout`` for the crawl's own graceful close.
 CLOSE_MARGIN_MAX = 600.0
 
@@ -326,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"onion-archiver job: no scrapy.cfg in {where}: run it in the project", file=sys.stderr
         )
         return EXIT_USAGE
+    # The steps inherit it: JOBDIR, logs, articles and lock are not world-readable, whatever
+    # cron's umask (the systemd unit sets UMask=0027 too); a stricter umask stays as it is.
+    os.umask(os.umask(0) | JOB_UMASK)
     settings = project_settings(args.settings)
     lock = JobLock(Path(args.lock or Path(settings["WARC_DIR"]) / ".onion-archiver-job.lock"))
     runner = StepRunner(sys.stdout, lock)

@@ -125,6 +125,9 @@ def test_tor_preflight_failure_exits_69_with_the_reason(tmp_path: Path) -> None:
     assert "cannot connect to Tor's control port" in result.stderr.splitlines()[-1]
     assert "running scrapy crawl" not in result.stdout  # nothing crawled without Tor
     assert not list((tmp_path / "warcs").glob("*.warc*"))
+    # whatever this process's umask, the job's files are not for others
+    assert (tmp_path / "warcs").stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "warcs" / ".onion-archiver-job.lock").stat().st_mode & 0o777 == 0o640
     # The lock was released: the next run gets past it (and fails the same way).
     assert run_job(*no_tor_settings(tmp_path / "warcs")).returncode == EXIT_TOR_UNAVAILABLE
 
