@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml
 	# pywb pulls in brotlipy, whose `brotli` package shadows Google's Brotli (Scrapy needs
 	# Decompressor.process): remove it and restore Brotli's module.
 	$(PY) -m pip uninstall -q -y brotlipy
-	$(PY) -m pip install -q --force-reinstall --no-deps 'brotli>=1.1'
+	$(PY) -m pip install -q --force-reinstall --no-deps 'brotli>=1.2'
 	touch $@
 
 # The main job, offline: a private Tor network on loopback serving the local mirror as a

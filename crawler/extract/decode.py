@@ -102,11 +102,18 @@ def _undo(coding: str, data: bytes, limit: int) -> bytes | None:
     out = bytearray()
     try:
         if coding == "br":
+            # a few KB of brotli can stand for GBs: the output of every call is capped, and
+            # the decompressor drained of what it holds back before it takes more input
             decompressor = brotli.Decompressor()
             for start in range(0, len(data), READ_BLOCK):
-                out += decompressor.process(data[start : start + READ_BLOCK])
-                if len(out) > limit:
-                    return None
+                block = data[start : start + READ_BLOCK]
+                while True:
+                    out += decompressor.process(block, output_buffer_limit=limit + 1 - len(out))
+                    if len(out) > limit:
+                        return None
+                    block = b""
+                    if decompressor.can_accept_more_data():
+                        break
             if not decompressor.is_finished():
                 raise DecodeError("bad-content-encoding", "truncated brotli stream")
             return bytes(out)
