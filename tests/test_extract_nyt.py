@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 
 import pytest
 from extract_helpers import ONIONS, mirror_site
 
+from crawler.extract.evaluate import eotk_rewrite
 from crawler.extract.extractor import article_from_html
+from crawler.extract.output import render_markdown
 from crawler.extract.page import NotAnArticle
+from crawler.extract.record import Post
+from crawler.tor.onion import OnionMap
+from settings import ONION_MAP
 
 WWW = ONIONS.to_onion_host("www.nytimes.com")
 STATIC = ONIONS.to_onion_host("static01.nyt.com")
@@ -221,6 +228,177 @@ def test_live_blog_is_a_list_of_posts():
     assert article.title == "Spoon Summit: Live Updates"
     assert article.paragraphs == ["Post one", "Text one.", "More.", "Post two", "Text two."]
     assert article.authors == ["Ana Ruiz"]
+    assert [(p.headline, p.paragraphs) for p in article.posts] == [
+        ("Post one", ["Text one.", "More."]),
+        ("Post two", ["Text two."]),
+    ]
+
+
+def live_blog_ld() -> list[dict]:
+    """A live blog as the 2021+ template describes it: the LiveBlogPosting's posts newest
+    first, authors given once (top level or nested) and referred to by ``@id``."""
+    ana = {"@type": "Person", "@id": "https://www.nytimes.com/by/ana-ruiz", "name": "Ana Ruiz"}
+    return [
+        {
+            "@context": "https://schema.org",
+            "@type": "LiveBlogPosting",
+            "@id": f"https://{WWW}/live/2021/05/01/us/spoon-summit",
+            "headline": "Spoon Summit: Live Updates",
+            "datePublished": "2021-05-01T12:00:00.000Z",
+            "dateModified": "2021-05-01T16:30:00.000Z",
+            "author": [ana, {"@type": "Person", "name": "Bo Li"}],
+            "liveBlogUpdate": [
+                {
+                    "@type": "BlogPosting",
+                    "url": f"https://{WWW}/live/2021/05/01/us/spoon-summit#ladles-arrive",
+                    "headline": "Ladles  arrive\n late",
+                    "datePublished": "2021-05-01T16:05:00.000Z",
+                    "dateModified": "2021-05-01T16:30:00.000Z",
+                    "author": [{"@id": "https://www.nytimes.com/by/ana-ruiz"}],
+                    "articleBody": "The ladles came by boat.\n\n\n\nThey were   wet.",
+                },
+                {
+                    "@type": "BlogPosting",
+                    "@id": "#forks-object",
+                    "headline": "Forks object",
+                    "datePublished": "2021-05-01T10:15:00-04:00",
+                    "author": [
+                        {"@id": "https://www.nytimes.com/by/cy-wu"},
+                        {"@type": "NewsMediaOrganization", "name": "The New York Times"},
+                    ],
+                    "articleBody": "A fork spoke first.",
+                },
+                {"@type": "BlogPosting", "articleBody": "A post without a headline."},
+                {"@type": "BlogPosting", "headline": "", "articleBody": ""},  # nothing: dropped
+                {"@id": "https://www.nytimes.com/live/2021/05/01/us/spoon-summit#opening"},
+            ],
+            "mentions": [
+                {"@type": "Person", "@id": "https://www.nytimes.com/by/cy-wu", "name": "Cy Wu"}
+            ],
+        },
+        {
+            "@context": "https://schema.org",
+            "@graph": [
+                ana,
+                {
+                    "@type": "BlogPosting",
+                    "@id": "https://www.nytimes.com/live/2021/05/01/us/spoon-summit#opening",
+                    "headline": "The summit opens",
+                    "datePublished": "20210501080000",
+                    "author": {"@type": "Person", "name": "Bo Li"},
+                    "articleBody": "Spoons gathered at dawn.",
+                },
+            ],
+        },
+    ]
+
+
+def live_blog_html() -> str:
+    scripts = "".join(
+        f'<script type="application/ld+json">{json.dumps(obj)}</script>' for obj in live_blog_ld()
+    )
+    return (
+        f'<html lang="en"><head>{scripts}<link rel="canonical" '
+        f'href="https://{WWW}/live/2021/05/01/us/spoon-summit"></head><body>'
+        "<h1>Spoon Summit: Live Updates</h1><div>…</div></body></html>"
+    )
+
+
+def test_live_blog_posts_keep_their_own_metadata():
+    article = parse(live_blog_html(), "/live/2021/05/01/us/spoon-summit")
+    page_url = "https://www.nytimes.com/live/2021/05/01/us/spoon-summit"
+    assert article.url == page_url
+    assert article.published == "2021-05-01T12:00:00+00:00"
+    assert article.authors == ["Ana Ruiz", "Bo Li"]
+    assert article.posts == [
+        Post(
+            headline="Ladles arrive late",
+            published="2021-05-01T16:05:00+00:00",
+            modified="2021-05-01T16:30:00+00:00",
+            authors=["Ana Ruiz"],  # @id resolved in the @graph
+            url=f"{page_url}#ladles-arrive",  # onion form mapped back to clearnet
+            paragraphs=["The ladles came by boat.", "They were wet."],
+        ),
+        Post(
+            headline="Forks object",
+            published="2021-05-01T10:15:00-04:00",
+            modified=None,
+            authors=["Cy Wu"],  # @id resolved to a nested node; the organisation left out
+            url=f"{page_url}#forks-object",  # an anchor, on the canonical URL
+            paragraphs=["A fork spoke first."],
+        ),
+        Post(paragraphs=["A post without a headline."]),
+        Post(  # the whole post was an @id reference
+            headline="The summit opens",
+            published="2021-05-01T08:00:00-04:00",  # compact NYT stamp: New York time
+            authors=["Bo Li"],
+            url=f"{page_url}#opening",
+            paragraphs=["Spoons gathered at dawn."],
+        ),
+    ]
+    # the flattened form is unchanged: each post's headline, then its paragraphs
+    assert article.paragraphs == [
+        text for post in article.posts for text in [post.headline, *post.paragraphs] if text
+    ]
+    record = json.loads(json.dumps(article.to_dict()))
+    assert record["posts"][1] == {
+        "headline": "Forks object",
+        "published": "2021-05-01T10:15:00-04:00",
+        "modified": None,
+        "authors": ["Cy Wu"],
+        "url": f"{page_url}#forks-object",
+        "paragraphs": ["A fork spoke first."],
+    }
+    assert record["text"] == "\n\n".join(article.paragraphs)
+    assert list(record)[:14] == [
+        "url",
+        "capture_url",
+        "title",
+        "authors",
+        "published",
+        "modified",
+        "section",
+        "description",
+        "paragraphs",
+        "text",
+        "images",
+        "links",
+        "language",
+        "posts",
+    ]
+
+
+def test_live_blog_markdown_is_a_sequence_of_posts():
+    record = parse(live_blog_html(), "/live/2021/05/01/us/spoon-summit").to_dict()
+    page_url = "https://www.nytimes.com/live/2021/05/01/us/spoon-summit"
+    markdown = render_markdown(record)
+    body = markdown.split("By Ana Ruiz, Bo Li · 2021-05-01T12:00:00+00:00\n\n", 1)[1]
+    assert body.split("---\n", 1)[0] == (
+        "### Ladles arrive late\n\n"
+        "*By Ana Ruiz · 2021-05-01T16:05:00+00:00 · updated 2021-05-01T16:30:00+00:00"
+        f" · <{page_url}#ladles-arrive>*\n\n"
+        "The ladles came by boat.\n\nThey were wet.\n\n"
+        "### Forks object\n\n"
+        f"*By Cy Wu · 2021-05-01T10:15:00-04:00 · <{page_url}#forks-object>*\n\n"
+        "A fork spoke first.\n\n"
+        "* * *\n\n"
+        "A post without a headline.\n\n"
+        "### The summit opens\n\n"
+        f"*By Bo Li · 2021-05-01T08:00:00-04:00 · <{page_url}#opening>*\n\n"
+        "Spoons gathered at dawn.\n\n"
+    )
+    # a record without posts (any other article, or one written before posts existed)
+    flat = {**record, "posts": []}
+    assert "### " not in render_markdown(flat)
+    assert "Ladles arrive late\n\nThe ladles came by boat." in render_markdown(flat)
+    del flat["posts"]
+    assert "Ladles arrive late\n\nThe ladles came by boat." in render_markdown(flat)
+
+
+def test_articles_that_are_not_live_blogs_have_no_posts():
+    article = parse(react_2019(), "/2020/07/29/us/spoons.html")
+    assert article.posts == []
+    assert article.to_dict()["posts"] == []
 
 
 def test_interactive_feature_has_metadata_without_a_known_body():
@@ -285,3 +463,91 @@ def test_live_blog_posts_from_markup_when_json_ld_has_none():
     )
     article = parse(html, "/live/2021/05/01/us/spoon-summit")
     assert article.paragraphs == ["First post", "First text.", "Second post", "Second text."]
+    assert [(p.headline, p.paragraphs) for p in article.posts] == [
+        ("First post", ["First text."]),
+        ("Second post", ["Second text."]),
+    ]
+
+
+def test_live_blog_post_markup_gives_times_bylines_and_anchors():
+    ld = {"@type": "LiveBlogPosting", "headline": "Spoon Summit", "datePublished": "2021-05-01"}
+    html = (
+        f'<html><head><script type="application/ld+json">{json.dumps(ld)}</script></head><body>'
+        "<h1>Spoon Summit</h1>"
+        '<article data-testid="live-blog-post" id="ladles"><h2>Ladles</h2>'
+        '<time datetime="2021-05-01T16:05:00Z">12:05 p.m. ET</time>'
+        '<p itemprop="author creator"><span itemprop="name">Ana Ruiz</span></p>'
+        '<div><p>Ladle text with <a href="/2021/04/30/us/ladles.html">a link</a>.</p></div>'
+        "</article></body></html>"
+    )
+    article = parse(html, "/live/2021/05/01/us/spoon-summit")
+    assert article.posts == [
+        Post(
+            headline="Ladles",
+            published="2021-05-01T16:05:00+00:00",
+            authors=["Ana Ruiz"],
+            url="https://www.nytimes.com/live/2021/05/01/us/spoon-summit#ladles",
+            paragraphs=["Ladle text with a link."],  # the byline is not text
+        )
+    ]
+    assert [link.url for link in article.links] == [
+        "https://www.nytimes.com/2021/04/30/us/ladles.html"
+    ]
+
+
+# --- the real NYT pages (../shared/nyt-pages: read here, never copied) -----------------------
+
+LIVE_PAGE_TYPE = re.compile(r"\blive[- ]?blog\b", re.I)
+
+
+@pytest.fixture(scope="module")
+def real_pages(nyt_pages):
+    """(file, is a live blog, record or None) for every manifest page, captured as the
+    crawler sees it (onion URL, EOTK-rewritten). A page is a live blog when the manifest
+    says so, its URL is under ``/live/`` or its JSON-LD has a ``LiveBlogPosting``."""
+    onion_map = OnionMap(ONION_MAP)
+    manifest = json.loads((nyt_pages / "manifest.json").read_text(encoding="utf-8"))
+    pages = []
+    for item in manifest["entries"]:
+        url = item.get("url") or "https://www.nytimes.com/fragment.html"
+        raw = (nyt_pages / item["file"]).read_bytes()
+        live = bool(
+            LIVE_PAGE_TYPE.search(item.get("page_type", ""))
+            or "/live/" in url
+            or re.search(rb'"@type"\s*:\s*(\[[^\]]*)?"LiveBlogPosting"', raw)
+        )
+        text = eotk_rewrite(raw, onion_map).decode("utf-8", "replace")
+        try:
+            article = article_from_html(text, onion_map.to_onion_url(url) or url, onion_map)
+        except NotAnArticle:
+            article = None
+        pages.append((item["file"], live, article))
+    return pages
+
+
+def test_real_live_blogs_are_lists_of_posts(real_pages):
+    live = [(name, article) for name, is_live, article in real_pages if is_live]
+    if not live:
+        pytest.skip(
+            "no live blog among ../shared/nyt-pages (no /live/ URL, 'live blog' page type or "
+            "JSON-LD LiveBlogPosting): the synthetic live-blog tests above cover posts"
+        )
+    for name, article in live:
+        assert article is not None, name
+        assert len(article.posts) > 1, name
+        for post in article.posts:
+            assert post.paragraphs, name
+            for stamp in (post.published, post.modified):
+                assert stamp is None or datetime.fromisoformat(stamp).tzinfo, name
+        assert any(post.published for post in article.posts), name
+        flattened = [t for p in article.posts for t in [p.headline, *p.paragraphs] if t]
+        assert flattened == article.paragraphs, name
+
+
+def test_real_pages_that_are_not_live_blogs_have_no_posts(real_pages):
+    others = [(name, article) for name, is_live, article in real_pages if not is_live]
+    assert others
+    for name, article in others:
+        if article is not None:
+            assert article.posts == [], name
+            assert article.to_dict()["posts"] == [], name

@@ -9,7 +9,8 @@ Metadata comes from JSON-LD and ``<meta>`` tags first, the visible markup second
 - 2014-2017: ``p.story-body-text``, ``span.byline-author``, ``figure.media``
 - 2018 React: ``div.StoryBodyCompanionColumn``
 - 2019+ / 2021+ React: ``section[name=articleBody]``, JSON-LD ``NewsArticle``
-- live blogs: JSON-LD ``LiveBlogPosting`` (its ``liveBlogUpdate`` posts) or post markup
+- live blogs: JSON-LD ``LiveBlogPosting`` (its ``liveBlogUpdate`` posts) or post markup;
+  ``posts`` keeps each post, ``paragraphs`` has them flattened
 - interactive features: title, authors and dates from metadata; body when recognisable
 """
 
@@ -22,7 +23,7 @@ from lxml import html
 
 from crawler.extract.metadata import clean_text, iso_datetime, ld_types
 from crawler.extract.page import NotAnArticle, Page
-from crawler.extract.record import Article, Image, Link
+from crawler.extract.record import Article, Image, Link, Post
 
 ARTICLE_TYPES = {
     "Article",
@@ -110,7 +111,12 @@ def parse(page: Page) -> Article | None:
         raise NotAnArticle("not-article")
     live = article_ld is not None and "LiveBlogPosting" in ld_types(article_ld)
     interactive = "/interactive/" in page.url
-    paragraphs, links, body = _live_posts(page, article_ld) if live else _body(page)
+    posts: list[Post] = []
+    if live:
+        posts, links = _live_posts(page, article_ld)
+        paragraphs, body = _flatten_posts(posts), None
+    else:
+        paragraphs, links, body = _body(page)
     if body is None and not live and not interactive:
         if not _claims_article(page, article_ld):
             raise NotAnArticle("not-article")
@@ -131,6 +137,7 @@ def parse(page: Page) -> Article | None:
         links=links,
         language=page.language or _ld_str(article_ld, "inLanguage"),
         extractor="nyt",
+        posts=posts,
     )
 
 
@@ -199,15 +206,9 @@ def _title(page: Page, article_ld: dict | None) -> str:
 
 
 def _authors(page: Page, article_ld: dict | None) -> list[str]:
-    authors = (article_ld or {}).get("author")
-    if isinstance(authors, dict):
-        authors = [authors]
-    if isinstance(authors, list):
-        authors = [_ld_resolve(page, a) for a in authors if isinstance(a, dict)]
-        people = [a for a in authors if not ld_types(a) & {"Organization", "NewsMediaOrganization"}]
-        names = _unique(clean_text(a.get("name")) for a in people or authors)
-        if names:
-            return names
+    names = _ld_authors(page, article_ld)
+    if names:
+        return names
     marked = page.doc.xpath(
         "//*[contains(concat(' ', normalize-space(@itemprop), ' '), ' author ')]"
         "//*[@itemprop='name'] | //*[contains(@class, 'byline-author')]"
@@ -224,6 +225,19 @@ def _authors(page: Page, article_ld: dict | None) -> list[str]:
     if byline.startswith(("http://", "https://")):
         return []
     return _unique(BYLINE_SPLIT.split(BYLINE_PREFIX.sub("", clean_text(byline))))
+
+
+def _ld_authors(page: Page, obj: dict | None, nested: dict[str, dict] | None = None) -> list[str]:
+    """Names of a JSON-LD node's ``author``s (``@id`` references resolved); people first,
+    the publishing organisation only when no person is named."""
+    authors = (obj or {}).get("author")
+    if isinstance(authors, dict):
+        authors = [authors]
+    if not isinstance(authors, list):
+        return []
+    authors = [_ld_resolve(page, a, nested) for a in authors if isinstance(a, dict)]
+    people = [a for a in authors if not ld_types(a) & {"Organization", "NewsMediaOrganization"}]
+    return _unique(clean_text(a.get("name")) for a in people or authors)
 
 
 def visible_text(element: html.HtmlElement) -> str:
@@ -243,13 +257,35 @@ def visible_text(element: html.HtmlElement) -> str:
     return clean_text("".join(parts))
 
 
-def _ld_resolve(page: Page, node: dict) -> dict:
-    """A JSON-LD node that is only an ``@id`` reference, resolved within the page."""
+def _ld_resolve(page: Page, node: dict, nested: dict[str, dict] | None = None) -> dict:
+    """A JSON-LD node that is only an ``@id`` reference, resolved within the page: to a
+    top-level (or ``@graph``) object, else to a node of *nested* (see :func:`_ld_id_index`)."""
     if set(node) != {"@id"}:
         return node
-    return next(
-        (obj for obj in page.json_ld if obj.get("@id") == node["@id"] and obj is not node), node
+    found = next(
+        (obj for obj in page.json_ld if obj.get("@id") == node["@id"] and obj is not node), None
     )
+    if found is None and nested:
+        found = nested.get(node["@id"]) if isinstance(node["@id"], str) else None
+    return found or node
+
+
+def _ld_id_index(objects: list[dict]) -> dict[str, dict]:
+    """``@id`` -> the first node, nested ones included, that is more than a reference (live
+    blogs describe a post's authors once, inside the LiveBlogPosting, and refer to them by
+    ``@id``). One pass, iterative: a hostile page's deep nesting cannot exhaust the stack."""
+    index: dict[str, dict] = {}
+    stack: list[object] = [objects]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ident = item.get("@id")
+            if isinstance(ident, str) and set(item) != {"@id"}:
+                index.setdefault(ident, item)
+            stack.extend(reversed([v for v in item.values() if isinstance(v, (list, dict))]))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return index
 
 
 def _unique(names: Iterator[str] | list[str]) -> list[str]:
@@ -266,7 +302,10 @@ MODIFIED_META = ("article:modified_time", "dateModified", "utime")
 
 
 def _first_date(page: Page, article_ld: dict | None, ld_key: str, meta_keys) -> str | None:
-    for value in [(article_ld or {}).get(ld_key)] + [page.meta.get(k) for k in meta_keys]:
+    stamp = _ld_date(article_ld, ld_key)
+    if stamp:
+        return stamp
+    for value in [page.meta.get(k) for k in meta_keys]:
         stamp = iso_datetime(value)
         if stamp:
             return stamp
@@ -278,6 +317,11 @@ def _first_date(page: Page, article_ld: dict | None, ld_key: str, meta_keys) -> 
             if stamp:
                 return stamp
     return None
+
+
+def _ld_date(obj: dict | None, key: str) -> str | None:
+    """A JSON-LD node's date *key* as ISO 8601 with offset (UTC when none is given)."""
+    return iso_datetime((obj or {}).get(key))
 
 
 def _section(page: Page, article_ld: dict | None) -> str | None:
@@ -406,26 +450,100 @@ def _common_root(elements: list[html.HtmlElement]) -> html.HtmlElement:
     return root
 
 
-def _live_posts(page: Page, article_ld: dict) -> tuple[list[str], list[Link], None]:
-    """A live blog as its posts, in page order: each post's headline then its text."""
+def _live_posts(page: Page, article_ld: dict) -> tuple[list[Post], list[Link]]:
+    """A live blog's posts, in the order the page lists them (the NYT's: newest first), from
+    its JSON-LD ``liveBlogUpdate`` entries, else from the post markup."""
     updates = article_ld.get("liveBlogUpdate") or []
     if isinstance(updates, dict):
         updates = [updates]
-    paragraphs: list[str] = []
-    for post in updates:
-        if not isinstance(post, dict):
-            continue
-        for key in ("headline", "articleBody"):
-            paragraphs.extend(
-                p for p in (clean_text(t) for t in str(post.get(key) or "").split("\n\n")) if p
-            )
-    if paragraphs:
-        return paragraphs, [], None
-    posts = page.doc.xpath(
+    updates = [u for u in updates if isinstance(u, dict)]
+    nested = _ld_id_index(page.json_ld) if updates else {}
+    posts = [
+        post
+        for post in (_ld_post(page, _ld_resolve(page, u, nested), nested) for u in updates)
+        if post.headline or post.paragraphs
+    ]
+    if posts:
+        return posts, []
+    posts, links = [], []
+    for element in page.doc.xpath(
         "//article[@data-testid='live-blog-post' or contains(@class,'live-blog-post')]"
+    ):
+        post, post_links = _markup_post(page, element)
+        if post.headline or post.paragraphs:
+            posts.append(post)
+            links.extend(post_links)
+    return posts, links
+
+
+def _ld_post(page: Page, update: dict, nested: dict[str, dict]) -> Post:
+    """One ``liveBlogUpdate`` entry (a ``BlogPosting``): its ``articleBody`` paragraphs are
+    separated by blank lines."""
+    headline = update.get("headline")
+    body = update.get("articleBody")
+    return Post(
+        headline=clean_text(headline) or None if isinstance(headline, str) else None,
+        published=_ld_date(update, "datePublished"),
+        modified=_ld_date(update, "dateModified"),
+        authors=_ld_authors(page, update, nested),
+        url=_post_url(page, update),
+        paragraphs=[
+            p
+            for p in (clean_text(t) for t in (body if isinstance(body, str) else "").split("\n\n"))
+            if p
+        ],
     )
-    blocks = [b for post in posts for b in post.xpath(".//h2") + list(_blocks(post))]
-    return (*_texts_and_links(page, blocks), None)
+
+
+def _post_url(page: Page, update: dict) -> str | None:
+    """A post's own URL in clearnet form: its ``url``, else an ``@id`` that is a URL or an
+    anchor; an anchor (``#id``) is taken on the article's canonical URL. (Not
+    ``mainEntityOfPage``: that is the live blog's page, not the post.)"""
+    for value in (update.get("url"), update.get("@id")):
+        if not isinstance(value, str) or not value.strip():
+            continue
+        value = value.strip()
+        if value.startswith("#") and len(value) > 1:
+            return _canonical_url(page).split("#", 1)[0] + value
+        if value.startswith(("http://", "https://", "/")):
+            url = page.clearnet_url(value)
+            if url:
+                return url
+    return None
+
+
+def _markup_post(page: Page, element: html.HtmlElement) -> tuple[Post, list[Link]]:
+    """A post from its markup: the first heading is its headline (later ones are kept as
+    paragraphs), its ``<time>`` its date, its byline its authors, its ``id`` its anchor."""
+    headings, links = _texts_and_links(page, element.xpath(".//h2"))
+    names = element.xpath(
+        ".//*[contains(concat(' ', normalize-space(@itemprop), ' '), ' author ')]"
+        "//*[@itemprop='name'] | .//*[contains(@class, 'byline-author')]"
+    )
+    authors = _unique(clean_text(el.text_content()) for el in names)
+    # the byline is the post's authors, not its text
+    blocks = [
+        b for b in _blocks(element) if not any(n is b or b in n.iterancestors() for n in names)
+    ]
+    paragraphs, body_links = _texts_and_links(page, blocks)
+    stamps = [s for s in (iso_datetime(v) for v in element.xpath(".//time/@datetime")) if s]
+    anchor = element.get("id")
+    return (
+        Post(
+            headline=headings[0] if headings else None,
+            published=stamps[0] if stamps else None,
+            modified=None,
+            authors=authors,
+            url=_canonical_url(page).split("#", 1)[0] + "#" + anchor if anchor else None,
+            paragraphs=headings[1:] + paragraphs,
+        ),
+        links + body_links,
+    )
+
+
+def _flatten_posts(posts: list[Post]) -> list[str]:
+    """The posts as one paragraph list: each post's headline, then its paragraphs."""
+    return [text for post in posts for text in [post.headline, *post.paragraphs] if text]
 
 
 # --- images ----------------------------------------------------------------------------------

@@ -66,7 +66,10 @@ def markdown_filename(record: dict) -> str:
 
 
 def render_markdown(record: dict) -> str:
-    """The article as Markdown: headline, byline, date, lead image, text, then provenance."""
+    """The article as Markdown: headline, byline, date, lead image, text, then provenance.
+
+    A live blog's text is its posts, each under its own ``###`` headline with its byline,
+    time and link, instead of the flattened ``paragraphs``."""
     lines = [f"# {_md(record['title'] or record['url'])}", ""]
     if record.get("description"):
         lines += [f"*{_md(record['description'])}*", ""]
@@ -77,8 +80,11 @@ def render_markdown(record: dict) -> str:
     for image in (record.get("images") or [])[:1]:
         caption = " ".join(x for x in (image.get("caption"), image.get("credit")) if x)
         lines += [f"![{_md(caption)}]({image['url']})", ""]
-    for paragraph in record.get("paragraphs") or []:
-        lines += [_md(paragraph), ""]
+    if record.get("posts"):
+        lines += _render_posts(record["posts"])
+    else:
+        for paragraph in record.get("paragraphs") or []:
+            lines += [_md(paragraph), ""]
     lines += [
         "---",
         "",
@@ -89,6 +95,30 @@ def render_markdown(record: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _render_posts(posts: list[dict]) -> list[str]:
+    """Markdown lines for live-blog posts: ``### headline``, an italic line of byline, time
+    (and update time) and link, then the paragraphs; posts without a headline are set off by
+    a ``* * *`` break."""
+    lines: list[str] = []
+    for number, post in enumerate(posts):
+        if post.get("headline"):
+            lines += [f"### {_md(post['headline'])}", ""]
+        elif number:
+            lines += ["* * *", ""]
+        byline = ", ".join(post.get("authors") or [])
+        facts = [f"By {_md(byline)}" if byline else "", post.get("published") or ""]
+        if post.get("modified") and post.get("modified") != post.get("published"):
+            facts.append(f"updated {post['modified']}")
+        if post.get("url"):
+            facts.append(f"<{post['url']}>")
+        facts = [f for f in facts if f]
+        if facts:
+            lines += [f"*{' · '.join(facts)}*", ""]
+        for paragraph in post.get("paragraphs") or []:
+            lines += [_md(paragraph), ""]
+    return lines
 
 
 def _md(text: str) -> str:

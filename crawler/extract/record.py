@@ -19,6 +19,18 @@ class Link:
 
 
 @dataclass
+class Post:
+    """One post of a live blog, as the page lists it."""
+
+    headline: str | None = None
+    published: str | None = None
+    modified: str | None = None
+    authors: list[str] = field(default_factory=list)
+    url: str | None = None
+    paragraphs: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Provenance:
     """Where a record came from: enough to seek to the response record and re-extract it."""
 
@@ -47,6 +59,9 @@ class Article:
     language: str | None = None
     extractor: str = "nyt"
     provenance: Provenance | None = None
+    # Live blogs only: the posts in page order. ``paragraphs`` still holds them flattened
+    # (each post's headline, then its paragraphs), so readers of ``text`` see every post.
+    posts: list[Post] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -54,7 +69,7 @@ class Article:
 
     def to_dict(self) -> dict:
         """The JSON Lines object, fields in the documented order (provenance before
-        ``extractor``)."""
+        ``extractor``); ``posts``, an addition, comes after ``language``."""
         record = {
             "url": self.url,
             "capture_url": self.capture_url,
@@ -69,6 +84,7 @@ class Article:
             "images": [asdict(image) for image in self.images],
             "links": [asdict(link) for link in self.links],
             "language": self.language,
+            "posts": [asdict(post) for post in self.posts],
         }
         if self.provenance is not None:
             record.update(asdict(self.provenance))
