@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,42 @@ def test_dedup_needs_an_index(tmp_path: Path) -> None:
         make_writer(tmp_path, index=None, dedup="url")
     with pytest.raises(ValueError, match="WARC_DEDUP"):
         make_writer(tmp_path, index=CaptureIndex(tmp_path / "i"), dedup="sometimes")
+
+
+def index_rows(index_path: Path) -> list[tuple]:
+    with sqlite3.connect(index_path) as db:
+        rows = db.execute("SELECT * FROM captures ORDER BY record_id").fetchall()
+    db.close()
+    return [row[1:] for row in rows]  # without the row id
+
+
+def test_catch_up_gives_the_captures_of_the_warcs_the_entries_the_writer_gave(
+    tmp_path: Path, caplog
+) -> None:
+    written = tmp_path / "written.sqlite3"
+    index = CaptureIndex(written)
+    writer = make_writer(tmp_path / "warcs", index=index, dedup="url", max_size=3000)
+    for name, (raw, chunked) in RESPONSES.items():  # odd heads, chunked bodies, a 404
+        writer.write_exchange(make_exchange(raw, chunked, path=f"/{name}"))
+    writer.write_exchange(make_exchange(page(b"same"), path="/x"))
+    revisit = writer.write_exchange(make_exchange(page(b"same", etag='"v2"'), path="/x"))
+    writer.write_exchange(make_exchange(page(b"cut"), path="/cut", truncated="length"))
+    writer.close()
+    index.close()
+    assert revisit.record_type == "revisit"
+    files = warc_files(tmp_path / "warcs")
+    assert len(files) >= 3
+
+    # A new index knows no file: catch_up reads them all (as for an index made before marks)
+    rebuilt_path = tmp_path / "rebuilt.sqlite3"
+    rebuilt = CaptureIndex(rebuilt_path)
+    again = make_writer(tmp_path / "warcs", index=rebuilt)
+    assert again.catch_up() == len(RESPONSES) + 2  # the truncated capture is not indexed
+    assert index_rows(rebuilt_path) == index_rows(written)
+    assert all(rebuilt.is_indexed(path.name) for path in files)
+
+    files[0].write_bytes(b"no WARC at all")  # marked: it is not read again
+    caplog.set_level(logging.INFO, logger="crawler.warc.writer")
+    assert again.catch_up() == 0
+    assert not caplog.records
+    rebuilt.close()

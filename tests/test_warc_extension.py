@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import select
+import signal
 import socket
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +23,10 @@ from warc_samples import RESPONSES, assert_valid_warc, make_exchange, read_recor
 
 from crawler.warc.exchange import exchange_recorded
 from crawler.warc.extension import WarcWriterExtension
+from crawler.warc.index import CaptureIndex
 from crawler.warc.middleware import OutlinksMiddleware
+
+TESTS_DIR = Path(__file__).parent
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -205,12 +214,143 @@ def test_revisits_are_counted(tmp_path: Path) -> None:
 def test_leftover_open_file_is_finished_when_the_spider_opens(tmp_path: Path) -> None:
     crawler, extension = start(tmp_path)
     record(crawler, RESPONSES["custom-reason"][0])
-    extension.writer.files.current._out.flush()  # a crash: the file stays .open
+    # a crash: the file stays .open, its lock goes, the uncommitted index entry too
+    os.close(extension.writer.files.current._fd)
+    extension.index._db.close()
     (leftover,) = (tmp_path / "warcs").glob("*.open")
     again, again_extension = start(tmp_path)
     assert not leftover.exists()
     assert again.stats.get_value("warc/repaired_files") == 1
     stop(again, again_extension)
+
+
+def page(body: bytes, status: str = "200 OK") -> bytes:
+    head = b'HTTP/1.1 %s\r\nETag: "%d"\r\nContent-Length: %d\r\n\r\n'
+    return head % (status.encode(), len(body), len(body)) + body
+
+
+CRAWL_SCRIPT = """
+import json, sys
+from pathlib import Path
+from scrapy.utils.reactor import install_reactor
+install_reactor("twisted.internet.asyncioreactor.AsyncioSelectorReactor")
+from scrapy import Request
+from test_warc_extension import page, record, start
+from warc_samples import make_exchange
+from crawler.warc.exchange import exchange_recorded
+crawler, extension = start(Path(sys.argv[1]), WARC_MAX_IDLE=0)
+record(crawler, page(b"first"), path="/a")
+record(crawler, page(b"other"), path="/b")
+extension._tick()  # commits the index, finishes the idle file
+extension.index.commit_interval = 3600  # what follows stays uncommitted, however slow
+ids = {path: record(crawler, raw, path=path).meta["warc_record_id"] for path, raw in [
+    ("/a", page(b"first")),  # a revisit
+    ("/c", page(b"new")),
+    ("/gone", page(b"gone", "404 Not Found")),
+]}
+cut = make_exchange(page(b"cut"), path="/cut", truncated="disconnect")
+crawler.signals.send_catch_log(exchange_recorded, exchange=cut, request=Request(cut.url))
+print(json.dumps(ids), flush=True)
+sys.stdin.read()  # crawling on, its file open, until killed
+"""
+
+
+def crawl_elsewhere(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """Another crawl process on the same WARC_DIR and index: it captures /a and /b (committed,
+    file finished), then /a (a revisit), /c, /gone (404) and /cut (truncated), left in its
+    open file and uncommitted in the index, and waits to be killed.
+
+    Returns it and the record ids of its last captures but /cut, by path.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-c", CRAWL_SCRIPT, str(tmp_path)],
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ["PYTHONPATH"]]),
+        },
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=TESTS_DIR.parent,
+    )
+    ready, _, _ = select.select([process.stdout], [], [], 120)
+    if not ready:
+        kill(process)
+        pytest.fail("the crawl process wrote nothing within 120 s")
+    return process, json.loads(process.stdout.readline())
+
+
+def kill(process: subprocess.Popen) -> None:
+    """SIGKILL ``process``, as a crash would end it, and reap it."""
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    process.stdin.close()
+    process.stdout.close()
+    assert process.returncode == -signal.SIGKILL
+
+
+def indexed_ids(index_path: Path) -> set[str]:
+    with sqlite3.connect(index_path) as db:
+        ids = {row[0] for row in db.execute("SELECT record_id FROM captures")}
+    db.close()
+    return ids
+
+
+def captures_in_warcs(directory: Path) -> set[str]:
+    """The ids of the records the index is to hold: non-truncated responses and revisits."""
+    return {
+        headers["WARC-Record-ID"]
+        for path in warc_files(directory)
+        for headers, _ in read_records(path)
+        if headers["WARC-Type"] in ("response", "revisit") and "WARC-Truncated" not in headers
+    }
+
+
+@pytest.mark.timeout(240)
+def test_start_up_leaves_alone_the_open_file_another_crawl_is_writing(tmp_path: Path) -> None:
+    process, _ = crawl_elsewhere(tmp_path)
+    try:
+        (live,) = (tmp_path / "warcs").glob("*.open")
+        content = live.read_bytes()
+        crawler, extension = start(tmp_path)
+        assert live.read_bytes() == content
+        assert list((tmp_path / "warcs").glob("*.open")) == [live]
+        assert crawler.stats.get_value("warc/repaired_files") is None
+        stop(crawler, extension)
+    finally:
+        kill(process)
+    crawler, extension = start(tmp_path)
+    assert not live.exists()
+    assert live.with_name(live.name.removesuffix(".open")).read_bytes() == content
+    assert crawler.stats.get_value("warc/repaired_files") == 1
+    stop(crawler, extension)
+
+
+@pytest.mark.timeout(240)
+def test_captures_a_killed_crawl_did_not_commit_are_indexed_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    process, last = crawl_elsewhere(tmp_path)
+    kill(process)
+    index_path = tmp_path / "index.sqlite3"
+    first = captures_in_warcs(tmp_path / "warcs")  # the finished file: /a and /b
+    assert len(first) == 2
+    assert indexed_ids(index_path) == first  # the last captures are in no index: the lag
+
+    crawler, extension = start(tmp_path)
+    assert crawler.stats.get_value("warc/repaired_files") == 1
+    assert captures_in_warcs(tmp_path / "warcs") == first | set(last.values())
+    assert indexed_ids(index_path) == captures_in_warcs(tmp_path / "warcs")
+    index = extension.index
+    assert index.latest("https://www.nytimes.com/a").record_id == last["/a"]
+    assert index.latest("https://www.nytimes.com/a").refers_to in first
+    assert index.latest("https://www.nytimes.com/c").record_id == last["/c"]
+    assert index.latest("https://www.nytimes.com/gone") is None  # indexed, but a 404
+    assert crawler.stats.get_value("warc/index_caught_up") == 3  # /a, /c, /gone: not /cut
+    assert all(index.is_indexed(path.name) for path in warc_files(tmp_path / "warcs"))
+    stop(crawler, extension)
+    reader = CaptureIndex(index_path)
+    assert reader.latest("https://www.nytimes.com/c").record_id == last["/c"]
+    reader.close()
 
 
 @pytest.mark.parametrize("setting", [{"WARC_PREFIX": "../x"}, {"WARC_DIGEST": "md5"}])

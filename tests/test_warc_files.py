@@ -5,8 +5,10 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import logging
 import os
 import random
+import select
 import signal
 import stat
 import subprocess
@@ -123,8 +125,69 @@ def test_open_leftover_without_a_whole_record_is_removed(tmp_path: Path) -> None
 def test_repair_leaves_other_prefixes_alone(tmp_path: Path) -> None:
     other = tmp_path / "other-20260101000000000-00000-00000000.warc.gz.open"
     other.write_bytes(b"not ours")
+    longer = tmp_path / "test-x-20260101000000000-00000-00000000.warc.gz.open"  # "test-x"'s
+    longer.write_bytes(b"not ours either")
     assert make_writer(tmp_path).files.repair_leftovers() == []
     assert other.read_bytes() == b"not ours"
+    assert longer.read_bytes() == b"not ours either"
+
+
+def read_line(process: subprocess.Popen, timeout: float) -> bytes:
+    """The next line of ``process``'s stdout, failing after ``timeout`` seconds."""
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"no output within {timeout} s"
+    return process.stdout.readline()
+
+
+def python_env() -> dict[str, str]:
+    """The environment for a Python subprocess that imports the tests' helpers."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ["PYTHONPATH"]])}
+
+
+LIVE_WRITER_SCRIPT = """
+import sys
+from warc_samples import make_exchange, make_writer
+writer = make_writer(sys.argv[1])
+for n in range(3):
+    writer.write_exchange(make_exchange(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok"))
+print("written", flush=True)
+sys.stdin.read()  # the file stays open (and locked) until the process is killed
+"""
+
+
+@pytest.mark.timeout(120)
+def test_repair_leaves_alone_a_file_another_process_is_writing(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="crawler.warc.files")
+    process = subprocess.Popen(
+        [sys.executable, "-c", LIVE_WRITER_SCRIPT, str(tmp_path)],
+        env=python_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=TESTS_DIR.parent,
+    )
+    try:
+        assert read_line(process, 60) == b"written\n"
+        (open_path,) = tmp_path.iterdir()
+        whole = open_path.read_bytes()
+        member = gzip.compress(b"WARC/1.1\r\n" + os.urandom(4000) + b"\r\n\r\n")
+        with open(open_path, "ab") as stream:  # as if that process were writing a record now
+            stream.write(member[: len(member) // 2])
+        in_progress = open_path.read_bytes()
+        assert make_writer(tmp_path).files.repair_leftovers() == []
+        assert list(tmp_path.iterdir()) == [open_path]
+        assert open_path.read_bytes() == in_progress
+        assert f"not repairing {open_path}: another process is writing it" in caplog.text
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        process.stdin.close()
+        process.stdout.close()
+    assert process.returncode == -signal.SIGKILL
+    (finished,) = make_writer(tmp_path).files.repair_leftovers()
+    assert finished == open_path.with_name(open_path.name.removesuffix(".open"))
+    assert list(tmp_path.iterdir()) == [finished]
+    assert finished.read_bytes() == whole
+    assert assert_valid_warc(finished) == 1 + 2 * 3
 
 
 WRITER_SCRIPT = """
@@ -147,7 +210,7 @@ while True:
 @pytest.mark.timeout(240)
 def test_sigkill_at_random_points_leaves_only_valid_files(tmp_path: Path) -> None:
     rng = random.Random(20261125)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ["PYTHONPATH"]])}
+    env = python_env()
     leftovers_seen = 0
     for trial in range(24):
         directory = tmp_path / f"t{trial}"

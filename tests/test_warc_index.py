@@ -165,3 +165,54 @@ def test_grouped_commits_commit_once_the_interval_passed(tmp_path: Path) -> None
     assert reader.latest(ONION) == capture(2)
     writer.close()
     reader.close()
+
+
+def test_mark_indexed_commits_the_pending_additions_with_the_mark(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite3"
+    writer = CaptureIndex(path, commit_interval=3600)
+    reader = CaptureIndex(path)
+    writer.add(capture(1))
+    assert not reader.is_indexed("x.warc.gz")
+    assert writer.mark_indexed("x.warc.gz") == 0
+    assert reader.is_indexed("x.warc.gz")
+    assert reader.latest(ONION) == capture(1)
+    assert not reader.is_indexed("y.warc.gz")
+    writer.close()
+    reader.close()
+
+
+def test_mark_indexed_adds_only_the_missing_captures(tmp_path: Path) -> None:
+    index = CaptureIndex(tmp_path / "i.sqlite3")
+    index.add(capture(1))
+    assert index.mark_indexed("x.warc.gz", [capture(1), capture(2)]) == 1
+    assert index.mark_indexed("x.warc.gz", [capture(1), capture(2)]) == 0
+    assert index.latest(ONION) == capture(2)
+    with pytest.raises(ValueError, match="not a WARC-Date"):
+        index.mark_indexed("y.warc.gz", [capture(3), capture(4, capture_time="yesterday")])
+    assert not index.is_indexed("y.warc.gz")
+    assert index.latest(ONION) == capture(2)
+    index.close()
+
+
+def test_an_index_made_before_file_marks_gets_them_empty(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite3"
+    with sqlite3.connect(path) as db:  # the schema as it was, with one capture
+        db.executescript(
+            "CREATE TABLE captures (id INTEGER PRIMARY KEY, url TEXT NOT NULL,"
+            " clearnet_url TEXT NOT NULL, payload_digest TEXT NOT NULL,"
+            " record_id TEXT NOT NULL UNIQUE, warc_filename TEXT NOT NULL,"
+            " warc_offset INTEGER NOT NULL, capture_time TEXT NOT NULL, status INTEGER NOT NULL,"
+            " etag TEXT, last_modified TEXT, refers_to TEXT, sort_time TEXT NOT NULL);"
+        )
+        db.execute(
+            "INSERT INTO captures VALUES (1, ?, ?, 'sha1:AAAA', ?, 'x.warc.gz', 100,"
+            " '2026-01-01T00:00:01Z', 200, '\"e1\"', NULL, NULL, '2026-01-01T00:00:01.000000000')",
+            (ONION, CLEAR, capture(1).record_id),
+        )
+    db.close()
+    index = CaptureIndex(path)
+    assert index.latest(ONION) == capture(1)
+    assert not index.is_indexed("x.warc.gz")
+    index.mark_indexed("x.warc.gz", [capture(1)])
+    assert index.is_indexed("x.warc.gz")
+    index.close()

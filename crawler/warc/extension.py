@@ -7,6 +7,11 @@ and writes the capture's metadata record when :class:`~crawler.warc.middleware.O
 reports the spider's outlinks, or without outlinks after :data:`PENDING_METADATA_TIMEOUT`
 seconds (a response the spider never sees, e.g. a redirect) or at close.
 
+At the spider's open it finishes the ``.open`` files of crashed crawls (not those another
+live crawl is writing) and brings the capture index up to date with the finished WARC files
+(:meth:`~crawler.warc.writer.CaptureWriter.catch_up`: captures written by a process killed
+before its index commit), before any request is sent.
+
 Exchanges without a response byte are logged and counted (``warc/no_response``), not
 written. A failed write (disk full) closes the spider with reason ``warc_write_failed``.
 The CDXJ index of each finished file is written on a separate thread; the spider's close
@@ -135,11 +140,18 @@ class WarcWriterExtension:
         return cls(crawler)
 
     def spider_opened(self, spider: Spider) -> None:
+        self._ticker = create_looping_call(self._tick)
+        self._ticker.start(TICK_INTERVAL, now=False)
         for path in self.writer.files.repair_leftovers():
             self.stats.inc_value("warc/repaired_files")
             logger.warning("finished leftover WARC file %s", path)
-        self._ticker = create_looping_call(self._tick)
-        self._ticker.start(TICK_INTERVAL, now=False)
+        if added := self.writer.catch_up():
+            self.stats.set_value("warc/index_caught_up", added)
+            logger.warning(
+                "added %d captures of the WARC files missing from the capture index (a crawl"
+                " killed before committing them, or additions that failed)",
+                added,
+            )
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         if self._ticker is not None and self._ticker.running:
@@ -289,6 +301,7 @@ class WarcWriterExtension:
         )
 
     def _file_finished(self, path: Path) -> None:
+        self.writer.file_finished(path)
         self.stats.inc_value("warc/files")
         if self.cdxj:
             self._indexer.submit(self._write_cdxj, path)

@@ -6,10 +6,16 @@ with ``os.write`` before the next starts, so a crash leaves at most one incomple
 the end of an ``.open`` file; :func:`repair` truncates it away. A failed write (disk full)
 truncates the file back to where the failed records started and raises
 :class:`WarcWriteError`; finished files are never opened for writing again.
+
+The writing process holds an exclusive ``flock`` on its ``.open`` file from creation until
+the file is renamed (or, after a failed write, closed); the kernel drops it when the process
+dies, even by SIGKILL. :func:`repair` takes the same lock without waiting and leaves alone a
+file whose lock another process holds: several crawl processes can share one directory.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -27,6 +33,8 @@ logger = logging.getLogger(__name__)
 OPEN_SUFFIX = ".open"
 WARC_SUFFIX = ".warc.gz"
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+#: What follows ``{prefix}`` in a file name, up to ``.warc.gz``.
+NAME_PATTERN = r"-\d{17}-\d{5,}-[0-9a-f]{8}"
 READ_SIZE = 64 * 1024
 #: Compressed bytes gathered before an ``os.write``.
 WRITE_BUFFER = 1024 * 1024
@@ -102,13 +110,37 @@ class _GzipMembers:
         self._buffer.clear()
 
 
+def _create_locked(path: Path, file_mode: int) -> int:
+    """Create ``path`` for writing and take its exclusive ``flock``; return the descriptor.
+
+    Another process's :func:`repair` may open the new, still empty file before it is locked
+    and remove it (it holds no whole record); the file is then created again.
+
+    :raises OSError: ``FileExistsError`` if ``path`` exists, or why creating or locking failed.
+    """
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while such a repair holds it
+            if os.fstat(fd).st_nlink:
+                return fd
+        except OSError:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
 class WarcFile:
-    """One ``.open`` WARC file being written; :meth:`finish` renames it to ``final_path``."""
+    """One ``.open`` WARC file being written, locked (see the module docstring) until
+    :meth:`finish` renames it to ``final_path``.
+
+    :raises OSError: if the file cannot be created and locked.
+    """
 
     def __init__(self, final_path: Path, file_mode: int) -> None:
         self.final_path = final_path
         self.open_path = final_path.with_name(final_path.name + OPEN_SUFFIX)
-        self._fd = os.open(self.open_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode)
+        self._fd = _create_locked(self.open_path, file_mode)
         os.fchmod(self._fd, file_mode)
         self._out = _GzipMembers(self._fd, 0)
         self._writer = WARCWriter(self._out, gzip=False)
@@ -147,19 +179,20 @@ class WarcFile:
         return spans
 
     def finish(self) -> Path | None:
-        """fsync, close and rename to the final name; a failed file stays ``.open``.
+        """fsync, rename to the final name (still locked: no repair can take the file
+        meanwhile) and close; a failed file stays ``.open``, unlocked.
 
         Returns the final path, or None if the file was left ``.open`` for :func:`repair`.
         """
         try:
             os.fsync(self._fd)
+            if self.failed:
+                return None
+            os.rename(self.open_path, self.final_path)
+            _fsync_dir(self.final_path.parent)
+            return self.final_path
         finally:
             os.close(self._fd)
-        if self.failed:
-            return None
-        os.rename(self.open_path, self.final_path)
-        _fsync_dir(self.final_path.parent)
-        return self.final_path
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -207,23 +240,42 @@ def complete_length(path: Path) -> int:
 
 
 def repair(open_path: Path) -> Path | None:
-    """Truncate a leftover ``.open`` file to its last whole record and rename it.
+    """Truncate a leftover ``.open`` file to its last whole record and rename it, holding
+    its lock throughout.
 
-    Returns the finished path, or None when no whole record was left (the file is then
-    removed: it held nothing readable).
+    Returns the finished path, or None when the file was left alone or removed: left alone
+    (logged at info) when another process holds its lock, i.e. is still writing it, or when
+    another process's repair finished or removed it first; removed when no whole record was
+    left (it held nothing readable).
+
+    :raises OSError: if the file cannot be read, truncated or renamed.
     """
-    end = complete_length(open_path)
-    size = open_path.stat().st_size
-    if end == 0:
-        logger.warning("removing %s: no complete WARC record in its %d bytes", open_path, size)
-        open_path.unlink()
+    try:
+        stream = open(open_path, "r+b")  # noqa: SIM115 - closed (and unlocked) by the with
+    except FileNotFoundError:
+        logger.info("not repairing %s: another process did", open_path)
         return None
-    with open(open_path, "r+b") as stream:
+    with stream:
+        fd = stream.fileno()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("not repairing %s: another process is writing it", open_path)
+            return None
+        if not _is_at(fd, open_path):
+            logger.info("not repairing %s: another process did", open_path)
+            return None
+        end = complete_length(open_path)
+        size = os.fstat(fd).st_size
+        if end == 0:
+            logger.warning("removing %s: no complete WARC record in its %d bytes", open_path, size)
+            open_path.unlink()
+            return None
         stream.truncate(end)
-        os.fsync(stream.fileno())
-    final_path = open_path.with_name(open_path.name[: -len(OPEN_SUFFIX)])
-    os.rename(open_path, final_path)
-    _fsync_dir(final_path.parent)
+        os.fsync(fd)
+        final_path = open_path.with_name(open_path.name[: -len(OPEN_SUFFIX)])
+        os.rename(open_path, final_path)
+        _fsync_dir(final_path.parent)
     logger.warning(
         "repaired %s: kept %d of %d bytes (whole records), renamed to %s",
         open_path,
@@ -234,11 +286,20 @@ def repair(open_path: Path) -> Path | None:
     return final_path
 
 
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the file open as ``fd`` is still the one named ``path``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
 class WarcFiles:
     """Rotating WARC files in ``directory``: each starts with the record from ``warcinfo``.
 
     :param warcinfo: builds the warcinfo record for a new file, given its final name.
-    :param on_finished: called with each finished file's path (e.g. to index it).
+    :param on_finished: called with each finished file's path, repaired ones included (e.g.
+        to index it).
     :raises ValueError: if ``prefix`` is unsafe (see :func:`validate_prefix`).
     """
 
@@ -265,28 +326,39 @@ class WarcFiles:
         self.bytes_written = 0
 
     def repair_leftovers(self) -> list[Path]:
-        """Repair and finish every ``{prefix}-*.warc.gz.open`` left in the directory."""
-        if not self.directory.is_dir():
-            return []
+        """Repair and finish (see :func:`repair`) this prefix's ``.open`` files in the
+        directory that no process is writing; returns the finished paths.
+
+        :raises OSError: if the directory cannot be listed or a file cannot be repaired.
+        """
         finished = []
-        for open_path in sorted(self.directory.glob(f"{self.prefix}-*{WARC_SUFFIX}{OPEN_SUFFIX}")):
+        for open_path in self._own(WARC_SUFFIX + OPEN_SUFFIX):
             if path := repair(open_path):
                 self._on_finished(path)
                 finished.append(path)
         return finished
 
-    def write(self, records: Sequence[ArcWarcRecord]) -> tuple[str, Spans]:
-        """Write ``records`` together into the current file (opened if needed).
+    def finished_files(self) -> list[Path]:
+        """This prefix's finished files in the directory (by any process), oldest first.
 
-        Returns the final file name and the (offset, length) of each record. The file is
-        finished after this write if it reached ``max_size``.
+        :raises OSError: if the directory cannot be listed.
+        """
+        return self._own(WARC_SUFFIX)
+
+    def write(self, records: Sequence[ArcWarcRecord]) -> tuple[str, Spans]:
+        """Write ``records`` together into the current file, first finishing it if it
+        reached ``max_size`` (a new one is opened as needed).
+
+        Returns the final file name and the (offset, length) of each record. A file is thus
+        finished at the first write after it reached ``max_size``, once its writer has dealt
+        with its last records (e.g. indexed them), or by :meth:`close`.
 
         :raises WarcWriteError: if writing failed (see :meth:`WarcFile.write`).
         """
+        if self.current is not None and self.current.size >= self.max_size:
+            self.close()
         warc_file = self.current or self._open()
         spans = self._write(warc_file, records)
-        if warc_file.size >= self.max_size:
-            self.close()
         return warc_file.final_path.name, spans
 
     def close(self) -> None:
@@ -294,6 +366,13 @@ class WarcFiles:
         warc_file, self.current = self.current, None
         if warc_file and (path := warc_file.finish()):
             self._on_finished(path)
+
+    def _own(self, suffix: str) -> list[Path]:
+        """The files named ``{prefix}{NAME_PATTERN}{suffix}`` in the directory, by name."""
+        if not self.directory.is_dir():
+            return []
+        pattern = re.compile(re.escape(self.prefix) + NAME_PATTERN + re.escape(suffix))
+        return sorted(path for path in self.directory.iterdir() if pattern.fullmatch(path.name))
 
     def _open(self) -> WarcFile:
         now = datetime.now(timezone.utc)

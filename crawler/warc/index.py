@@ -4,6 +4,11 @@ One sqlite database (``CAPTURE_INDEX``) shared by the WARC writer (dedup into re
 and the spider (incremental crawling: ``latest(url).etag`` / ``last_modified``). It is opened
 in WAL mode with a busy timeout, so several processes (concurrent crawl jobs) can use the same
 file; every method is safe to call from any thread of one process.
+
+Besides the captures, it lists the WARC files whose captures are all in it
+(:meth:`CaptureIndex.mark_indexed`), so that a start-up reads only the others (see
+:meth:`crawler.warc.writer.CaptureWriter.catch_up`). An index made before that list existed
+gets it empty.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -43,6 +49,9 @@ CREATE TABLE IF NOT EXISTS captures (
 CREATE INDEX IF NOT EXISTS captures_url ON captures (url, sort_time);
 CREATE INDEX IF NOT EXISTS captures_clearnet_url ON captures (clearnet_url, sort_time);
 CREATE INDEX IF NOT EXISTS captures_digest ON captures (payload_digest, sort_time);
+CREATE TABLE IF NOT EXISTS indexed_files (
+    warc_filename TEXT PRIMARY KEY
+);
 """
 
 
@@ -76,10 +85,11 @@ class Capture:
 
 _FIELD_NAMES = [f.name for f in fields(Capture)]
 _COLUMNS = ", ".join(_FIELD_NAMES)
-_INSERT = (
-    f"INSERT INTO captures ({_COLUMNS}, sort_time)"
-    f" VALUES ({', '.join('?' * (len(_FIELD_NAMES) + 1))})"
+_INTO_CAPTURES = (
+    f"INTO captures ({_COLUMNS}, sort_time) VALUES ({', '.join('?' * (len(_FIELD_NAMES) + 1))})"
 )
+_INSERT = "INSERT " + _INTO_CAPTURES
+_INSERT_MISSING = "INSERT OR IGNORE " + _INTO_CAPTURES
 
 
 _WARC_DATE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
@@ -92,6 +102,12 @@ def capture_index_path(settings: BaseSettings) -> Path:
     if configured:
         return Path(configured)
     return Path(settings.get("WARC_DIR") or "warc_output") / DEFAULT_INDEX_NAME
+
+
+def _row(capture: Capture) -> list:
+    """The values of ``capture`` for :data:`_INSERT` (raises ``ValueError`` as
+    :func:`_sort_time`)."""
+    return [*(getattr(capture, name) for name in _FIELD_NAMES), _sort_time(capture.capture_time)]
 
 
 def _sort_time(capture_time: str) -> str:
@@ -168,8 +184,7 @@ class CaptureIndex:
         :raises ValueError: if ``capture_time`` is not a WARC-Date.
         :raises sqlite3.IntegrityError: if ``record_id`` is already indexed.
         """
-        values = [getattr(capture, name) for name in _FIELD_NAMES]
-        values.append(_sort_time(capture.capture_time))
+        values = _row(capture)
         with self._lock:
             now = time.monotonic()
             if self.commit_interval > 0 and self._transaction_started is None:
@@ -179,6 +194,38 @@ class CaptureIndex:
             started = self._transaction_started
             if started is not None and now - started >= self.commit_interval:
                 self._commit()
+
+    def is_indexed(self, warc_filename: str) -> bool:
+        """Whether :meth:`mark_indexed` marked the WARC file ``warc_filename`` (no directory)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM indexed_files WHERE warc_filename = ?", (warc_filename,)
+            ).fetchone()
+        return row is not None
+
+    def mark_indexed(self, warc_filename: str, captures: Sequence[Capture] = ()) -> int:
+        """Mark the WARC file ``warc_filename`` (no directory) as having all its captures in
+        the index, after adding those of ``captures`` whose ``record_id`` is not indexed yet.
+
+        The additions and the mark are committed together with the additions still pending
+        (see ``commit_interval``): the mark is never stored without them, so call this only
+        once every capture of the file was added. Returns how many of ``captures`` were new.
+
+        :raises ValueError: if a ``capture_time`` is not a WARC-Date (nothing is added).
+        :raises sqlite3.Error: if the database cannot be written (e.g. another process kept
+            it locked beyond :data:`BUSY_TIMEOUT`); the additions then stay pending.
+        """
+        rows = [_row(capture) for capture in captures]
+        with self._lock:
+            if self._transaction_started is None:
+                self._db.execute("BEGIN")
+                self._transaction_started = time.monotonic()
+            added = self._db.executemany(_INSERT_MISSING, rows).rowcount
+            self._db.execute(
+                "INSERT OR IGNORE INTO indexed_files (warc_filename) VALUES (?)", (warc_filename,)
+            )
+            self._commit()
+        return added
 
     def commit(self) -> None:
         """Commit the additions still in an open transaction (see ``commit_interval``)."""

@@ -8,6 +8,15 @@ later with :meth:`CaptureWriter.write_metadata`, once the spider has parsed the 
 
 An exchange with no response byte produces no record (there is nothing to archive); the
 caller logs and counts it.
+
+The index lags the WARC files when a process dies between writing captures and committing
+them (the index commits in groups), or when adding a capture failed. So each file the writer
+finishes with all its captures added is marked in the index (:meth:`CaptureWriter.file_finished`)
+and, at start-up, :meth:`CaptureWriter.catch_up` reads the finished files not marked and adds
+what is missing. An index made before marks existed has none: its first catch-up reads every
+finished file of the prefix once (about as long as indexing them with cdxj-indexer). Guessing
+instead which old files might lag (e.g. those newer than the newest indexed capture) would
+miss the last captures of a crawl killed while another job kept indexing.
 """
 
 from __future__ import annotations
@@ -17,6 +26,11 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+from warcio.statusandheaders import StatusAndHeaders
 
 from crawler.tor.onion import OnionMap
 from crawler.warc.exchange import Exchange
@@ -27,6 +41,8 @@ from crawler.warc.records import HttpScan, RecordFactory, new_record_id, scan_ht
 logger = logging.getLogger(__name__)
 
 DEDUP_MODES = ("url", "any", "off")
+#: The record types the index holds.
+CAPTURE_TYPES = ("response", "revisit")
 
 
 @dataclass(frozen=True)
@@ -44,8 +60,42 @@ class WrittenCapture:
     scan: HttpScan
 
 
+def _index_entry(
+    warc_headers: StatusAndHeaders,
+    scan: HttpScan,
+    warc_filename: str,
+    warc_offset: int,
+    onion_map: OnionMap,
+) -> Capture | None:
+    """The index entry of a response or revisit record, or None if it is ``WARC-Truncated``
+    (a partial page says nothing reliable of the document).
+
+    :param warc_headers: the record's WARC headers (URL, id, date, payload digest, refers-to).
+    :param scan: the record's HTTP message, for the status, ETag and Last-Modified of its head.
+    """
+    if warc_headers.get_header("WARC-Truncated"):
+        return None
+    url = warc_headers.get_header("WARC-Target-URI")
+    return Capture(
+        url=url,
+        clearnet_url=onion_map.to_clearnet_url(url),
+        payload_digest=warc_headers.get_header("WARC-Payload-Digest"),
+        record_id=warc_headers.get_header("WARC-Record-ID"),
+        warc_filename=warc_filename,
+        warc_offset=warc_offset,
+        capture_time=warc_headers.get_header("WARC-Date"),
+        status=scan.status,
+        etag=scan.header("ETag"),
+        last_modified=scan.header("Last-Modified"),
+        refers_to=warc_headers.get_header("WARC-Refers-To"),
+    )
+
+
 class CaptureWriter:
     """Writes captures into ``files``, deduplicating against ``index``.
+
+    For the index to know which files it holds whole, ``files``' ``on_finished`` must call
+    :meth:`file_finished`; without that, :meth:`catch_up` reads every file.
 
     :raises ValueError: for an unknown ``dedup`` mode.
     """
@@ -67,6 +117,8 @@ class CaptureWriter:
         self.index = index
         self.onion_map = onion_map
         self.dedup = dedup
+        #: Name of each file written to and not finished yet -> all its captures were indexed.
+        self._indexed: dict[str, bool] = {}
 
     def write_exchange(self, exchange: Exchange, record_id: str | None = None) -> WrittenCapture:
         """Write the response (or revisit) and request records of ``exchange``.
@@ -124,8 +176,9 @@ class CaptureWriter:
             bytes_written=sum(length for _, length in spans),
             scan=scan,
         )
-        if self.index is not None and not exchange.truncated:
-            self._index(written, original.record_id if original else None)
+        entry = _index_entry(response.rec_headers, scan, filename, spans[0][0], self.onion_map)
+        indexed = entry is None or self._index(entry)
+        self._indexed[filename] = self._indexed.get(filename, True) and indexed
         return written
 
     def write_metadata(self, capture: WrittenCapture, fields: Iterable[tuple[str, str]]) -> int:
@@ -143,12 +196,74 @@ class CaptureWriter:
                 "WARC-Concurrent-To": capture.record_id,
             },
         )
-        _, spans = self.files.write([record])
+        filename, spans = self.files.write([record])
+        self._indexed.setdefault(filename, True)
         return spans[0][1]
 
     def close(self) -> None:
         """Finish the open WARC file (the index stays open: its owner closes it)."""
         self.files.close()
+
+    def file_finished(self, path: Path) -> None:
+        """Mark the finished file ``path`` in the index (committing its captures with the
+        mark), if this writer wrote it and every capture in it was added.
+
+        A file left unmarked (an addition or the mark failed, logged; a repaired leftover)
+        is read by :meth:`catch_up` at the next start.
+        """
+        if not self._indexed.pop(path.name, False) or self.index is None:
+            return
+        try:
+            self.index.mark_indexed(path.name)
+        except sqlite3.Error:
+            logger.exception("could not mark %s as indexed in the capture index", path.name)
+
+    def catch_up(self) -> int:
+        """Add to the index what it lacks of this prefix's finished WARC files that are not
+        marked (see the module docstring), marking each; returns the captures added.
+
+        Each file is read one record at a time; its missing response and revisit records
+        (by WARC-Record-ID) get the entries :meth:`write_exchange` gives them. A file that
+        cannot be read or indexed is logged and left unmarked, to be read at the next start.
+
+        :raises OSError: if the directory cannot be listed.
+        :raises sqlite3.Error: if the index cannot be read.
+        """
+        if self.index is None:
+            return 0
+        added = 0
+        for path in self.files.finished_files():
+            if self.index.is_indexed(path.name):
+                continue
+            try:
+                missing = self.index.mark_indexed(path.name, self._entries(path))
+            except (OSError, ValueError, ArchiveLoadFailed, sqlite3.Error) as exc:
+                logger.error("could not bring the capture index up to date with %s: %s", path, exc)
+                continue
+            logger.info("read %s into the capture index: %d captures were missing", path, missing)
+            added += missing
+        return added
+
+    def _entries(self, path: Path) -> list[Capture]:
+        """The index entries of the records in the WARC file ``path``.
+
+        :raises OSError: if it cannot be read.
+        :raises ArchiveLoadFailed: if it is not a WARC file.
+        :raises ValueError: if a record's header is malformed.
+        """
+        entries = []
+        with open(path, "rb") as stream:
+            records = ArchiveIterator(stream, no_record_parse=True)
+            for record in records:
+                if record.rec_type not in CAPTURE_TYPES:
+                    continue
+                # read as write_exchange read it: the same status, ETag and Last-Modified
+                scan = scan_http(record.raw_stream, record.length, False, self.factory.algorithm)
+                offset = records.get_record_offset()  # after the block: it reads to the end
+                entry = _index_entry(record.rec_headers, scan, path.name, offset, self.onion_map)
+                if entry is not None:
+                    entries.append(entry)
+        return entries
 
     def _original(self, exchange: Exchange, scan: HttpScan) -> Capture | None:
         """The archived capture this one's payload duplicates, if it is to be a revisit."""
@@ -161,21 +276,13 @@ class CaptureWriter:
             logger.error("capture index lookup failed, %s archived in full: %s", exchange.url, exc)
             return None
 
-    def _index(self, written: WrittenCapture, refers_to: str | None) -> None:
-        capture = Capture(
-            url=written.url,
-            clearnet_url=written.clearnet_url,
-            payload_digest=written.scan.payload_digest,
-            record_id=written.record_id,
-            warc_filename=written.warc_filename,
-            warc_offset=written.warc_offset,
-            capture_time=written.capture_time,
-            status=written.scan.status,
-            etag=written.scan.header("ETag"),
-            last_modified=written.scan.header("Last-Modified"),
-            refers_to=refers_to,
-        )
+    def _index(self, entry: Capture) -> bool:
+        """Add ``entry`` to the index, if any; False if that failed (logged)."""
+        if self.index is None:
+            return True
         try:
-            self.index.add(capture)
-        except sqlite3.Error:  # the record is safely written; a missing entry only costs dedup
-            logger.exception("could not add %s to the capture index", written.record_id)
+            self.index.add(entry)
+        except sqlite3.Error:  # the record is safely written; catch_up adds it at next start
+            logger.exception("could not add %s to the capture index", entry.record_id)
+            return False
+        return True
