@@ -23,7 +23,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.misc import load_object
 
-from crawler.warc.extension import _mode
+from crawler.warc.files import permission_mode
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ class CrawlReport:
             crawler,
             Path(settings["WARC_DIR"]),
             settings["WARC_PREFIX"],
-            file_mode=_mode(settings.get("WARC_FILE_MODE", 0o640)),
-            dir_mode=_mode(settings.get("WARC_DIR_MODE", 0o750)),
+            file_mode=permission_mode(settings.get("WARC_FILE_MODE", 0o640)),
+            dir_mode=permission_mode(settings.get("WARC_DIR_MODE", 0o750)),
         )
         crawler.signals.connect(report.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(report.spider_closed, signal=signals.spider_closed)

@@ -60,8 +60,8 @@ WARC_DEDUP = "url"
 # capture-index.sqlite3 in WARC_DIR, so it moves with the WARCs its revisits refer to.
 CAPTURE_INDEX = None
 WARC_CDXJ = True  # write a CDXJ index next to each finished WARC file
-WARC_FILE_MODE = 0o640  # permissions of WARC and CDXJ files
-WARC_DIR_MODE = 0o750  # permissions of WARC_DIR when it is created
+WARC_FILE_MODE = 0o640  # permissions of WARC and CDXJ files, and of scrapy extract's output
+WARC_DIR_MODE = 0o750  # of WARC_DIR (and of scrapy extract's --format md folder) when created
 # Put the operator's host name in warcinfo (off: WARCs carry no operator identity).
 WARC_OPERATOR_HOSTNAME = False
 # The Tor layer (crawler.tor.addon: download handler for http/https through TOR_SOCKS_URL,

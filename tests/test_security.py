@@ -9,16 +9,21 @@ import gzip
 import os
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
 import pytest
 from auditcrawl import run_scrapy
+from extract_helpers import mirror_pages, mirror_site, write_warc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_leaks import project_settings
 
 from crawler.extract.output import MarkdownSink, markdown_filename
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 SECRET = "pw-7f3a9c41e6b2-do-not-log"
 
@@ -109,6 +114,30 @@ def test_files_and_directories_are_not_world_accessible_by_default(debug_crawl):
         if stat.S_IMODE(path.stat().st_mode) & 0o007
     }
     assert not exposed, f"world-accessible under umask 022: {exposed}"
+
+
+@pytest.mark.parametrize("output_format", ["jsonl", "md"])
+def test_extracted_articles_are_not_world_readable_by_default(tmp_path, output_format):
+    site, pages = mirror_site()
+    warc = tmp_path / "a.warc.gz"
+    write_warc(warc, mirror_pages(site, pages, range(3)))
+    output = tmp_path / ("articles.jsonl" if output_format == "jsonl" else "articles")
+    if output_format == "jsonl":
+        output.touch(mode=0o644)  # an older, world-readable file: replaced, mode and all
+    done = subprocess.run(
+        [sys.executable, "-m", "scrapy", "extract", warc, "-o", output, "--format", output_format],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.umask(0o022),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = [output, *output.rglob("*")]
+    assert len(written) == (1 if output_format == "jsonl" else 4), written
+    for path in written:
+        want = 0o750 if path.is_dir() else 0o640
+        assert stat.S_IMODE(path.stat().st_mode) == want, (path, oct(path.stat().st_mode))
 
 
 @pytest.mark.parametrize("prefix", ["../escape", "/tmp/abs", "a/b", "..", ".hidden/x"])

@@ -24,6 +24,7 @@ from crawler.extract.extractor import ExtractOptions, warc_files
 from crawler.extract.output import JsonLinesSink, LatestOnlySink, MarkdownSink, Sink
 from crawler.extract.run import ProgressBar, extract
 from crawler.tor.onion import OnionMap
+from crawler.warc.files import permission_mode
 
 
 class Command(ScrapyCommand):
@@ -79,8 +80,13 @@ class Command(ScrapyCommand):
             since=_parse_since(opts.since),
         )
         files = warc_files(args)
+        file_mode = permission_mode(self.settings.get("WARC_FILE_MODE"))
         sink: Sink = (
-            MarkdownSink(opts.output) if opts.format == "md" else JsonLinesSink(opts.output)
+            MarkdownSink(
+                opts.output, file_mode, permission_mode(self.settings.get("WARC_DIR_MODE"))
+            )
+            if opts.format == "md"
+            else JsonLinesSink(opts.output, file_mode)
         )
         if opts.latest_only:
             sink = LatestOnlySink(sink)

@@ -20,11 +20,20 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-class JsonLinesSink:
-    """One JSON object per line in *path*, flushed after each record."""
+def _open_private(path: str | os.PathLike, file_mode: int) -> IO[str]:
+    """*path* truncated and opened for writing text, with permissions *file_mode* whatever
+    the umask (or the mode of the file it replaces)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode)
+    os.fchmod(fd, file_mode)
+    return open(fd, "w", encoding="utf-8")
 
-    def __init__(self, path: str | os.PathLike):
-        self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+class JsonLinesSink:
+    """One JSON object per line in *path* (permissions *file_mode*), flushed after each
+    record."""
+
+    def __init__(self, path: str | os.PathLike, file_mode: int = 0o640):
+        self._file = _open_private(path, file_mode)
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -35,20 +44,23 @@ class JsonLinesSink:
 
 
 class MarkdownSink:
-    """One readable Markdown file per article in *directory* (created when missing).
+    """One readable Markdown file per article in *directory* (created when missing, with
+    permissions *dir_mode*; files with *file_mode*).
 
     Files are named ``<date>-<slug>-<capture time>.md``, so captures of one article sort
     together and never overwrite each other.
     """
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, file_mode: int = 0o640, dir_mode: int = 0o750):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+        self.file_mode = file_mode
 
     def write(self, record: dict) -> None:
         path = self.directory / markdown_filename(record)
         temporary = path.with_suffix(".md.tmp")
-        temporary.write_text(render_markdown(record), encoding="utf-8")
+        with _open_private(temporary, self.file_mode) as out:
+            out.write(render_markdown(record))
         temporary.replace(path)
 
     def close(self) -> None:

@@ -41,7 +41,7 @@ from scrapy.utils.defer import deferred_from_coro
 from crawler.tor.onion import OnionMap
 from crawler.warc.cdxj import write_cdxj
 from crawler.warc.exchange import Exchange, exchange_recorded
-from crawler.warc.files import WarcFiles, WarcWriteError
+from crawler.warc.files import WarcFiles, WarcWriteError, permission_mode
 from crawler.warc.index import CaptureIndex, capture_index_path
 from crawler.warc.middleware import capture_parsed, hop_path
 from crawler.warc.records import RecordFactory, new_record_id
@@ -81,11 +81,6 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-def _mode(value: int | str) -> int:
-    """A permission setting: an int, or an octal string from ``-s`` (``"640"``, ``"0o640"``)."""
-    return int(value, 8) if isinstance(value, str) else int(value)
-
-
 @dataclass
 class _PendingMetadata:
     capture: WrittenCapture
@@ -110,7 +105,7 @@ class WarcWriterExtension:
         self.index = CaptureIndex(
             capture_index_path(settings), commit_interval=INDEX_COMMIT_INTERVAL
         )
-        self.file_mode = _mode(settings.get("WARC_FILE_MODE", 0o640))
+        self.file_mode = permission_mode(settings.get("WARC_FILE_MODE", 0o640))
         self.cdxj = settings.getbool("WARC_CDXJ", True)
         files = WarcFiles(
             settings.get("WARC_DIR", "warc_output"),
@@ -119,7 +114,7 @@ class WarcWriterExtension:
             self._warcinfo,
             on_finished=self._file_finished,
             file_mode=self.file_mode,
-            dir_mode=_mode(settings.get("WARC_DIR_MODE", 0o750)),
+            dir_mode=permission_mode(settings.get("WARC_DIR_MODE", 0o750)),
         )
         self.writer = CaptureWriter(
             files, self.factory, self.index, self.onion_map, settings.get("WARC_DEDUP", "url")

@@ -49,6 +49,15 @@ class WarcWriteError(OSError):
     """Records could not be written (typically ENOSPC); the file holds only whole records."""
 
 
+def permission_mode(value: int | str) -> int:
+    """A permission setting (``WARC_FILE_MODE``, ``WARC_DIR_MODE``): an int, or an octal
+    string from ``-s`` (``"640"``, ``"0o640"``).
+
+    :raises ValueError: if a string is not octal.
+    """
+    return int(value, 8) if isinstance(value, str) else int(value)
+
+
 def validate_prefix(prefix: str) -> str:
     """Return ``prefix`` if it is a safe file name start, else raise :class:`ValueError`.
 
