@@ -138,12 +138,14 @@ def capture_problems(site, warc_dir: Path, extracted: Path) -> tuple[dict, list[
     """Compare what was captured and extracted with the mirror's ground truth."""
     from warcio.archiveiterator import ArchiveIterator
 
-    responses: Counter = Counter()
+    # Fetches per URL: response records and revisits (WARC_DEDUP=url, the default, writes a
+    # second fetch of an unchanged page as a revisit), so that any refetch is seen.
+    fetches: Counter = Counter()
     for path in sorted(warc_dir.glob("*.warc.gz")):
         with open(path, "rb") as stream:
             for record in ArchiveIterator(stream):
-                if record.rec_type == "response":
-                    responses[record.rec_headers.get_header("WARC-Target-URI")] += 1
+                if record.rec_type in ("response", "revisit"):
+                    fetches[record.rec_headers.get_header("WARC-Target-URI")] += 1
     articles = set(site.all_article_urls(clearnet=False))
     report_path = max(warc_dir.glob("*-report.json"), default=None)
     report = json.loads(report_path.read_text()) if report_path else {}
@@ -151,17 +153,17 @@ def capture_problems(site, warc_dir: Path, extracted: Path) -> tuple[dict, list[
     extracted_urls = {record["capture_url"] for record in records}
     figures: dict = {
         "articles": len(articles),
-        "captured_articles": len(articles & set(responses)),
-        "pages": sum(responses.values()),
+        "captured_articles": len(articles & set(fetches)),
+        "pages": sum(fetches.values()),
         "extracted": len(records),
         "extracted_articles": len(extracted_urls & articles),
         "report_articles_found": report.get("articles", {}).get("found"),
     }
     problems = []
-    if missing := articles - set(responses):
+    if missing := articles - set(fetches):
         problems.append(f"{len(missing)} articles never captured, e.g. {sorted(missing)[:3]}")
-    if twice := [uri for uri, n in responses.items() if n > 1]:
-        problems.append(f"{len(twice)} URLs captured more than once, e.g. {twice[:3]}")
+    if twice := [uri for uri, n in fetches.items() if n > 1]:
+        problems.append(f"{len(twice)} URLs fetched more than once, e.g. {twice[:3]}")
     if figures["report_articles_found"] != len(articles):
         problems.append(f"crawl report found {figures['report_articles_found']} articles")
     if extracted_urls != articles:

@@ -10,6 +10,7 @@ a long campaign is ``FUZZ_EXAMPLES=20000 pytest tests/test_fuzz.py``.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,16 +55,29 @@ BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 
 
 class Tally:
-    """Inputs tried and clean rejections, per fuzz target."""
+    """Inputs tried, clean rejections and failures, per fuzz target."""
 
     def __init__(self) -> None:
         self.tried: Counter = Counter()
         self.rejected: Counter = Counter()
+        self.failed: Counter = Counter()
+
+    @contextlib.contextmanager
+    def trying(self, target: str, inputs: int = 1) -> Iterator[None]:
+        """Count *inputs* tried on *target*, and one failure if an exception escapes the block
+        (a crash, or a broken property's AssertionError; once for a block of several inputs);
+        the exception goes on."""
+        self.tried[target] += inputs
+        try:
+            yield
+        except Exception:
+            self.failed[target] += 1
+            raise
 
     def lines(self) -> list[str]:
         return [
             f"fuzz {target}: {self.tried[target]} inputs, {self.rejected[target]} rejected "
-            "cleanly, 0 crashes"
+            f"cleanly, {self.failed[target]} failed (crashed or broke a property)"
             for target in sorted(self.tried)
         ]
 
@@ -105,16 +120,16 @@ def mutated_onions(draw) -> str:
 @FUZZ
 @given(st.one_of(st.text(max_size=120), mutated_onions()))
 def test_onion_parser_accepts_only_round_tripping_addresses(tally, address):
-    tally.tried["onion-parser"] += 1
-    try:
-        key = parse_onion_address(address)
-    except OnionAddressError as exc:
-        tally.rejected["onion-parser"] += 1
-        assert str(exc), "the error says why"
-        return
-    assert len(key) == 32
-    label = address.strip().rstrip(".").lower().rsplit(".", 2)[-2]
-    assert onion_address_from_public_key(key) == label + ".onion"
+    with tally.trying("onion-parser"):
+        try:
+            key = parse_onion_address(address)
+        except OnionAddressError as exc:
+            tally.rejected["onion-parser"] += 1
+            assert str(exc), "the error says why"
+            return
+        assert len(key) == 32
+        label = address.strip().rstrip(".").lower().rsplit(".", 2)[-2]
+        assert onion_address_from_public_key(key) == label + ".onion"
 
 
 @FUZZ
@@ -147,21 +162,22 @@ def test_onion_parser_accepts_only_round_tripping_addresses(tally, address):
     )
 )
 def test_onion_mapping_never_yields_a_non_onion_host(tally, url):
-    tally.tried["onion-map"] += 1
-    try:
-        onion_url = ONIONS.to_onion_url(url)
-        clearnet_url = ONIONS.to_clearnet_url(url)
-    except ValueError:  # urlsplit's own rejection (e.g. an unbalanced '['), before any mapping
-        tally.rejected["onion-map"] += 1
-        return
-    assert isinstance(clearnet_url, str)
-    if onion_url is None:
-        tally.rejected["onion-map"] += 1
-        return
-    host = urlsplit(onion_url).hostname
-    parse_onion_address(host)  # raises if the mapping produced anything but an onion host
-    if not is_onion_host(urlsplit(url).hostname):
-        assert ONIONS.to_clearnet_host(host) is not None, "clearnet maps only to the map's onions"
+    with tally.trying("onion-map"):
+        try:
+            onion_url = ONIONS.to_onion_url(url)
+            clearnet_url = ONIONS.to_clearnet_url(url)
+        except ValueError:  # urlsplit's own rejection (e.g. an unbalanced '['), before any mapping
+            tally.rejected["onion-map"] += 1
+            return
+        assert isinstance(clearnet_url, str)
+        if onion_url is None:
+            tally.rejected["onion-map"] += 1
+            return
+        host = urlsplit(onion_url).hostname
+        parse_onion_address(host)  # raises if the mapping produced anything but an onion host
+        if not is_onion_host(urlsplit(url).hostname):
+            clearnet_host = ONIONS.to_clearnet_host(host)
+            assert clearnet_host is not None, "clearnet maps only to the map's onions"
 
 
 # --- the WARC reader -------------------------------------------------------------------------
@@ -253,34 +269,34 @@ def test_warc_reader_survives_damage_and_keeps_records_before_it(
     path.write_bytes(damaged)
     stats: Counter = Counter()
     target = f"warc-reader ({name.split('.', 1)[1]})"
-    tally.tried[target] += 1
-    unreadable = False
-    try:
-        captures = list(read_captures(path, stats, MAX_BODY))
-    except UnreadableInput as exc:  # the caller reports the whole file as unreadable
-        assert str(exc).startswith(str(path))
-        captures, unreadable = [], True
-    finally:
-        path.unlink()
-    bodies = {capture.target_uri: capture.body for capture in captures}
-    ends = {end for _start, end, _uri, _body in spans}
-    trailer = 0 if gz else 4  # a plain record ends with CRLF CRLF after its block
-    for _start, end, uri, body in spans:
-        if end + trailer <= first:
-            assert bodies.get(uri) == body, f"a record before the damage at {first} was lost"
-    if gz:  # gzip's CRC guards each member: a damaged 200 never passes for the original
-        originals = {uri: body for _s, _e, uri, body in spans}
-        for capture in captures:
-            if capture.status == 200 and capture.target_uri in originals:
-                assert capture.body == originals[capture.target_uri]
-    kept = sum(bodies.get(uri) == body for _s, _e, uri, body in spans)
-    cut_at_boundary = len(edits) == 1 and edits[0][0] == "truncate" and first in {0} | ends
-    if kept < len(spans):
-        tally.rejected[target] += 1
-        # only gzip members carry a checksum; in a plain .warc an edited header can hide the
-        # records after it (reported, not asserted: the writer always writes .warc.gz)
-        if gz and not (unreadable or cut_at_boundary):
-            assert sum(stats.values()), f"lost records are counted, stats={dict(stats)}"
+    with tally.trying(target):
+        unreadable = False
+        try:
+            captures = list(read_captures(path, stats, MAX_BODY))
+        except UnreadableInput as exc:  # the caller reports the whole file as unreadable
+            assert str(exc).startswith(str(path))
+            captures, unreadable = [], True
+        finally:
+            path.unlink()
+        bodies = {capture.target_uri: capture.body for capture in captures}
+        ends = {end for _start, end, _uri, _body in spans}
+        trailer = 0 if gz else 4  # a plain record ends with CRLF CRLF after its block
+        for _start, end, uri, body in spans:
+            if end + trailer <= first:
+                assert bodies.get(uri) == body, f"a record before the damage at {first} was lost"
+        if gz:  # gzip's CRC guards each member: a damaged 200 never passes for the original
+            originals = {uri: body for _s, _e, uri, body in spans}
+            for capture in captures:
+                if capture.status == 200 and capture.target_uri in originals:
+                    assert capture.body == originals[capture.target_uri]
+        kept = sum(bodies.get(uri) == body for _s, _e, uri, body in spans)
+        cut_at_boundary = len(edits) == 1 and edits[0][0] == "truncate" and first in {0} | ends
+        if kept < len(spans):
+            tally.rejected[target] += 1
+            # only gzip members carry a checksum; in a plain .warc an edited header can hide the
+            # records after it (reported, not asserted: the writer always writes .warc.gz)
+            if gz and not (unreadable or cut_at_boundary):
+                assert sum(stats.values()), f"lost records are counted, stats={dict(stats)}"
 
 
 # --- payload decoding and extraction ---------------------------------------------------------
@@ -309,14 +325,14 @@ def coded_payloads(draw) -> tuple[bytes, str]:
 @given(coded_payloads(), st.integers(0, 8192))
 def test_payload_decoder_returns_bounded_bytes_or_a_reason(tally, payload, limit):
     body, coding = payload
-    tally.tried["payload-decoder"] += 1
-    try:
-        decoded = read_payload(io.BytesIO(body), coding, limit)
-    except DecodeError as exc:
-        tally.rejected["payload-decoder"] += 1
-        assert exc.reason in ("bad-content-encoding", "unsupported-content-encoding")
-        return
-    assert decoded is None or len(decoded) <= limit
+    with tally.trying("payload-decoder"):
+        try:
+            decoded = read_payload(io.BytesIO(body), coding, limit)
+        except DecodeError as exc:
+            tally.rejected["payload-decoder"] += 1
+            assert exc.reason in ("bad-content-encoding", "unsupported-content-encoding")
+            return
+        assert decoded is None or len(decoded) <= limit
 
 
 CHARSETS = ["utf-8", "UTF8", "latin1", "shift_jis", "utf-16", "x-nonsense", "", '"utf-8"', "\u00e9"]
@@ -379,18 +395,18 @@ def html_bodies(draw) -> bytes:
 def test_extractor_returns_an_article_or_a_reason(tally, body, charset, declare):
     content_type = f"text/html; charset={charset}" if declare else "text/html"
     url = SITE.onion_url(SITE.article(0).onion_path)
-    tally.tried["extractor"] += 1
-    try:
-        text = decode_html(body, content_type)
-        article = article_from_html(text, url, ONIONS)
-    except (DecodeError, NotAnArticle) as exc:
-        tally.rejected["extractor"] += 1
-        assert exc.reason
-        return
-    assert isinstance(article.title, str)
-    assert all(isinstance(p, str) for p in article.paragraphs)
-    for link in article.links:
-        assert ".onion" not in (urlsplit(link.url).hostname or ""), "links are in clearnet form"
+    with tally.trying("extractor"):
+        try:
+            text = decode_html(body, content_type)
+            article = article_from_html(text, url, ONIONS)
+        except (DecodeError, NotAnArticle) as exc:
+            tally.rejected["extractor"] += 1
+            assert exc.reason
+            return
+        assert isinstance(article.title, str)
+        assert all(isinstance(p, str) for p in article.paragraphs)
+        for link in article.links:
+            assert ".onion" not in (urlsplit(link.url).hostname or ""), "links are in clearnet form"
 
 
 # --- the whole command, in its own process ---------------------------------------------------
@@ -415,18 +431,19 @@ def test_scrapy_extract_survives_a_directory_of_damaged_warcs(tally, tmp_path):
             else:
                 del data[position : position + rng.randint(1, 300)]
         (inputs / f"damaged-{n:02d}.warc{'.gz' if gz else ''}").write_bytes(bytes(data))
-    out = tmp_path / "out.jsonl"
-    result = subprocess.run(
-        [sys.executable, "-m", "scrapy", "extract", str(inputs), "-o", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
-    tally.tried["scrapy extract (files)"] += 40
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert "  damaged: none" not in result.stderr, "the damage is counted and reported"
-    files_with_records = {json.loads(line)["warc_filename"] for line in out.open()}
-    assert files_with_records, "the undamaged first quarter of the files still gives articles"
-    tally.rejected["scrapy extract (files)"] += 40 - len(files_with_records)
+    # one run over the 40 files: a failure of it counts once
+    with tally.trying("scrapy extract (files)", inputs=40):
+        out = tmp_path / "out.jsonl"
+        result = subprocess.run(
+            [sys.executable, "-m", "scrapy", "extract", str(inputs), "-o", str(out)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=100,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert "  damaged: none" not in result.stderr, "the damage is counted and reported"
+        files_with_records = {json.loads(line)["warc_filename"] for line in out.open()}
+        assert files_with_records, "the undamaged first quarter of the files still gives articles"
+        tally.rejected["scrapy extract (files)"] += 40 - len(files_with_records)

@@ -206,7 +206,28 @@ def test_size_limits_hold_for_big_endless_and_bomb_bodies(hostile_crawl):
     bomb = by_path["/_test/hostile/bomb"]
     assert "WARC-Truncated" not in bomb, "the compressed body fits: archived whole"
     assert bomb["length"] < 2 << 20
-    assert "exceeded DOWNLOAD_MAXSIZE" in crawl.log or "exceeds" in crawl.log.lower()
+    # what the download handler and the decompression middleware log, once, for each of them
+    www = re.escape(hostile_crawl["mirror"].site.www_host)
+    over = rf"larger than download max size \({MAXSIZE}\) in request <GET https://{www}"
+    handler = r"\[crawler\.tor\.handler\] WARNING: "
+    announced = re.findall(
+        rf"{handler}Expected to receive (\d+) bytes which is {over}/_test/big\?size=100000000>\.",
+        crawl.log,
+    )
+    assert announced == ["100000000"], "refused on its Content-Length, before the body"
+    endless = re.findall(
+        rf"{handler}Received (\d+) bytes which is {over}/_test/hostile/endless>\.", crawl.log
+    )
+    assert len(endless) == 1 and MAXSIZE < int(endless[0]) <= MAXSIZE + (1 << 20), endless
+    inflated = re.findall(
+        r"\[scrapy\.downloadermiddlewares\.httpcompression\] WARNING: "
+        rf"Ignored response <200 https://{www}/_test/hostile/bomb> because its body "
+        rf"\(\d+ B compressed, (\d+) B decompressed so far\) exceeded DOWNLOAD_MAXSIZE "
+        rf"\({MAXSIZE} B\) during decompression\.",
+        crawl.log,
+    )
+    assert len(inflated) == 1, "the bomb was dropped while inflating"
+    assert MAXSIZE < int(inflated[0]) <= MAXSIZE + (1 << 20), "inflated only up to the cap"
     memory = [line for line in crawl.log.splitlines() if "'memusage/max'" in line]
     peak = int(memory[-1].split("'memusage/max':")[1].split(",")[0]) if memory else None
     assert peak is not None and peak < 600 << 20, f"peak RSS {peak} with a 1 GiB bomb"

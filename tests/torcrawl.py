@@ -5,12 +5,16 @@ Used by the handler and leak tests as a subprocess (a fresh reactor per crawl)::
     python tests/torcrawl.py CONFIG.json
 
 CONFIG: ``{"settings": {...}, "requests": [{"url": ..., "meta": {...}}], "output": PATH,
-"project": false, "audit": false}``. With ``project`` the project's settings are the base,
+"project": false, "audit": false}``; a request with ``"after_previous": true`` is only
+handed to Scrapy once every request before it has its result (e.g. after a warm-up).
+With ``project`` the project's settings are the base,
 else Scrapy's defaults, the project's ``TOR_*`` settings and the Tor add-on. With ``audit``
 every ``socket.connect`` / name lookup of this process is recorded (after the loopback
 guard allowed it) and dumped.
 OUTPUT gets ``{"results": [...], "exchanges": [...], "stats": {...}, "reason": ...,
-"circuit_failed": [[url, error class]], "audit": [...]}``; each result is in request order.
+"circuit_failed": [[url, error class]], "downloader": [[index, event, seconds]], "audit":
+[...]}``; each result is in request order; ``downloader`` has the ``time.monotonic()`` when a
+request reached Scrapy's downloader (``"reached"``) and left it (``"left"``), by its index.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import time
 from pathlib import Path
 
 AUDITED = {
@@ -43,12 +48,17 @@ def main(config_path: str) -> None:
     import scrapy
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
+    from scrapy.utils.defer import maybe_deferred_to_future
     from scrapy.utils.project import get_project_settings
+    from twisted.internet.defer import Deferred
 
     from crawler.tor.signals import circuit_failed
     from crawler.warc.exchange import exchange_recorded
 
     results: list[dict] = [{} for _ in config["requests"]]
+    downloader: list[list] = []
+    pending: set[int] = set()
+    all_done: list[Deferred] = []
     exchanges: list[dict] = []
     outcome: dict = {"circuit_failed": []}
 
@@ -61,10 +71,20 @@ def main(config_path: str) -> None:
             crawler.signals.connect(spider.exchange_recorded, signal=exchange_recorded)
             crawler.signals.connect(spider.closed_with, signal=scrapy.signals.spider_closed)
             crawler.signals.connect(spider.circuit_failed, signal=circuit_failed)
+            crawler.signals.connect(
+                spider.reached_downloader, signal=scrapy.signals.request_reached_downloader
+            )
+            crawler.signals.connect(
+                spider.left_downloader, signal=scrapy.signals.request_left_downloader
+            )
             return spider
 
         async def start(self):
             for index, spec in enumerate(config["requests"]):
+                if spec.get("after_previous") and pending:
+                    all_done.append(Deferred())
+                    await maybe_deferred_to_future(all_done[-1])
+                pending.add(index)
                 yield scrapy.Request(
                     spec["url"],
                     meta={**spec.get("meta", {}), "probe": index},
@@ -73,7 +93,20 @@ def main(config_path: str) -> None:
                     errback=self.failed,
                 )
 
+        def reached_downloader(self, request):
+            downloader.append([request.meta["probe"], "reached", time.monotonic()])
+
+        def left_downloader(self, request):
+            downloader.append([request.meta["probe"], "left", time.monotonic()])
+
+        def done(self, probe):
+            pending.discard(probe)
+            if not pending:
+                while all_done:
+                    all_done.pop().callback(None)
+
         def parse(self, response):
+            self.done(response.meta["probe"])
             results[response.meta["probe"]].update(
                 url=response.url,
                 status=response.status,
@@ -90,6 +123,7 @@ def main(config_path: str) -> None:
 
         def failed(self, failure):
             meta = failure.request.meta
+            self.done(meta["probe"])
             results[meta["probe"]].update(
                 url=failure.request.url,
                 error=type(failure.value).__name__,
@@ -137,7 +171,13 @@ def main(config_path: str) -> None:
     process = CrawlerProcess(settings, install_root_handler=True)
     process.crawl(ProbeSpider)
     process.start()
-    output = {"results": results, "exchanges": exchanges, **outcome, "audit": audit_events}
+    output = {
+        "results": results,
+        "exchanges": exchanges,
+        **outcome,
+        "downloader": downloader,
+        "audit": audit_events,
+    }
     Path(config["output"]).write_text(json.dumps(output))
 
 
