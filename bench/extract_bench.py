@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -45,7 +45,7 @@ def build_warc(path: Path, articles: int) -> None:
 
     site = MirrorSite(articles=articles, onion_map=MIRROR_ONION_MAP)
     pages = Pages(site, "https")
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     with open(path, "wb") as out:
         writer = WARCWriter(out, gzip=True)
         for index in range(articles):

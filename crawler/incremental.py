@@ -23,7 +23,7 @@ articles are found.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
@@ -86,7 +86,7 @@ class IncrementalMiddleware:
             unchanged = (
                 kind != "listing"
                 and captured is not None
-                and (datetime.now(timezone.utc) - captured < self.recheck_after)
+                and (datetime.now(UTC) - captured < self.recheck_after)
             )
         if unchanged:
             if request.url not in self.skipped:
@@ -123,7 +123,5 @@ class IncrementalMiddleware:
 def _document_time(capture: Capture) -> datetime:
     """When the captured document last changed: its Last-Modified, else its capture time."""
     return (
-        _parse_date(capture.last_modified)
-        or _parse_date(capture.capture_time)
-        or datetime.now(timezone.utc)
+        _parse_date(capture.last_modified) or _parse_date(capture.capture_time) or datetime.now(UTC)
     )

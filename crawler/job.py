@@ -45,7 +45,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -215,7 +215,7 @@ class Job:
         self.setting_overrides = list(setting_overrides)
         self.spider_args = list(spider_args)
         self.warc_dir = Path(settings["WARC_DIR"])
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.articles = articles or self.warc_dir / f"articles-{stamp}.jsonl"
         self.crawl_timeout = crawl_timeout
         self.runner = runner

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ class CrawlReport:
     ):
         self.crawler, self.warc_dir, self.prefix = crawler, warc_dir, prefix
         self.file_mode, self.dir_mode = file_mode, dir_mode  # as the WARC files and WARC_DIR
-        self.started = datetime.now(timezone.utc)
+        self.started = datetime.now(UTC)
         self.path: Path | None = None
 
     @classmethod
@@ -66,7 +66,7 @@ class CrawlReport:
         return report
 
     def spider_opened(self) -> None:
-        self.started = datetime.now(timezone.utc)
+        self.started = datetime.now(UTC)
 
     def spider_closed(self, spider: Any, reason: str) -> None:
         summary = self.summary(reason)
@@ -114,7 +114,7 @@ class CrawlReport:
         return {
             "spider": self.crawler.spider.name if self.crawler.spider else None,
             "started": self.started.isoformat(),
-            "finished": datetime.now(timezone.utc).isoformat(),
+            "finished": datetime.now(UTC).isoformat(),
             "finish_reason": reason,
             "robots_txt_obeyed": self.crawler.settings.getbool("ROBOTSTXT_OBEY"),
             "pages_by_status": _by_suffix(stats, "downloader/response_status_count/"),

@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     say = Progress()
     signal.signal(signal.SIGTERM, interrupt)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     demo_dir = (Path(args.warc_root) / f"demo-{stamp}").resolve()
     demo_dir.mkdir(parents=True)
     articles = demo_dir / "articles.jsonl"

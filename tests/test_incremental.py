@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ LAST_MODIFIED = "Sat, 10 Dec 2016 12:00:00 GMT"
 
 
 def warc_date(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def capture(
@@ -37,7 +37,7 @@ def capture(
         record_id=f"<urn:uuid:{abs(hash((url, age)))}>",
         warc_filename="a.warc.gz",
         warc_offset=0,
-        capture_time=warc_date(datetime.now(timezone.utc) - age),
+        capture_time=warc_date(datetime.now(UTC) - age),
         status=status,
         etag=etag,
         last_modified=last_modified,
@@ -153,8 +153,8 @@ def test_without_last_modified_the_capture_time_counts(
     middleware: IncrementalMiddleware, index_path: Path
 ) -> None:
     add(index_path, capture(URL, timedelta(days=3), etag=None, last_modified=None))
-    two_days_ago = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
-    four_days_ago = (datetime.now(timezone.utc) - timedelta(days=4)).isoformat()
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    four_days_ago = (datetime.now(UTC) - timedelta(days=4)).isoformat()
     with pytest.raises(IgnoreRequest):
         middleware.process_request(request(lastmod=four_days_ago))
     req = request(lastmod=two_days_ago)

@@ -3,7 +3,7 @@ whose waits the scheduler serves (crawls with such waits: test_retry_delays.py).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -98,7 +98,7 @@ def test_retry_after_seconds_makes_the_whole_host_wait_and_only_it(clock: Clock)
 def test_retry_after_http_date(clock: Clock) -> None:
     middleware = RetryPolicyMiddleware.from_crawler(crawler_for())
     # the Retry-After date is read against the wall clock, not the test's
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=90), usegmt=True)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
     retry = middleware.process_response(
         Request(URL), Response(URL, status=503, headers={"Retry-After": when})
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +11,7 @@ from crawler.spiders.sitemaps import Entry, ListingError, ListingTooLarge, iter_
 
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
 NEWS = 'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"'
-UTC = timezone.utc
+UTC = UTC
 
 
 def urlset(count: int, start: int = 0) -> bytes:

@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import io
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from onions import MIRROR_ONION_MAP
@@ -91,7 +91,7 @@ def make_exchange(
     return Exchange(
         url=f"https://www.{ONION}{path}",
         request=request_bytes(path),
-        started=datetime.now(timezone.utc),
+        started=datetime.now(UTC),
         response=io.BytesIO(raw),
         response_length=len(raw),
         chunked=chunked,
@@ -111,7 +111,7 @@ def warcinfo_builder(factory: RecordFactory):
             {
                 "WARC-Record-ID": new_record_id(),
                 "WARC-Filename": name,
-                "WARC-Date": factory.date(datetime.now(timezone.utc)),
+                "WARC-Date": factory.date(datetime.now(UTC)),
             },
         )
 

@@ -30,7 +30,7 @@ import tempfile
 import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -205,7 +205,7 @@ class WaczWriter:
 
     def close(self) -> None:
         """Write ``datapackage.json`` and ``datapackage-digest.json`` and close the zip."""
-        created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         package = {
             "profile": "data-package",
             "title": self.title,
@@ -253,7 +253,7 @@ class WaczWriter:
 
 def now_tuple() -> tuple[int, int, int, int, int, int]:
     """The current UTC time as a zip date_time."""
-    return datetime.now(timezone.utc).timetuple()[:6]
+    return datetime.now(UTC).timetuple()[:6]
 
 
 def jsonl(entries: Iterable[dict[str, Any]], header: dict[str, Any]) -> Iterator[str]:

@@ -33,7 +33,7 @@ import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import trafilatura
@@ -45,7 +45,7 @@ from crawler.extract.metadata import NEW_YORK, clean_text, iso_datetime
 from crawler.extract.nyt import BYLINE_PREFIX, BYLINE_SPLIT
 from crawler.tor.onion import OnionMap
 
-CAPTURE_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+CAPTURE_START = datetime(2026, 1, 1, tzinfo=UTC)
 FRAGMENT_URL = "https://www.nytimes.com/fragments/{name}"
 FIELDS = (
     "page_type",

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lxml import etree, html
 
@@ -178,8 +178,8 @@ def _capture_time(capture: Capture) -> datetime:
     try:
         stamp = datetime.fromisoformat(text)
     except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=UTC)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 def warc_files(paths: list[str]) -> list[str]:

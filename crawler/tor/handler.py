@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from io import BytesIO
 from ipaddress import ip_address
 from pathlib import PurePath
@@ -62,11 +62,12 @@ from crawler.tor.socks import CircuitError, Socks5ClientProtocol, TorError, TorU
 from crawler.warc.exchange import Exchange, exchange_recorded
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
     from scrapy.settings import BaseSettings
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -636,7 +637,7 @@ class TorDownloadHandler(BaseDownloadHandler):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _seconds_since(exchange: Exchange) -> float:

@@ -34,9 +34,10 @@ from crawler.tor.signals import tor_available, tor_unavailable
 from crawler.tor.socks import TorUnavailable
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from scrapy import Request
     from scrapy.crawler import Crawler
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -291,7 +291,7 @@ class WarcWriterExtension:
             {
                 "WARC-Record-ID": new_record_id(),
                 "WARC-Filename": filename,
-                "WARC-Date": self.factory.date(datetime.now(timezone.utc)),
+                "WARC-Date": self.factory.date(datetime.now(UTC)),
             },
         )
 

@@ -22,7 +22,7 @@ import re
 import secrets
 import zlib
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from warcio.recordloader import ArcWarcRecord
@@ -384,7 +384,7 @@ class WarcFiles:
         return sorted(path for path in self.directory.iterdir() if pattern.fullmatch(path.name))
 
     def _open(self) -> WarcFile:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         name = (
             f"{self.prefix}-{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03}"
             f"-{self._serial:05}-{secrets.token_hex(4)}{WARC_SUFFIX}"

@@ -20,7 +20,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from io import BytesIO
 from itertools import chain
 from typing import BinaryIO
@@ -233,7 +233,7 @@ def new_record_id() -> str:
 
 def warc_date(moment: datetime, version: str) -> str:
     """``moment`` as a WARC-Date: microseconds in WARC/1.1, seconds in WARC/1.0."""
-    utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
     return datetime_to_iso_date(utc, use_micros=version == "1.1")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -118,8 +118,8 @@ class Reply:
 
 def http_date(moment: datetime | None = None) -> str:
     """RFC 9110 IMF-fixdate of *moment* (default: now)."""
-    moment = moment or datetime.now(timezone.utc)
-    return format_datetime(moment.astimezone(timezone.utc), usegmt=True)
+    moment = moment or datetime.now(UTC)
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
 def simple(

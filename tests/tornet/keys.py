@@ -97,13 +97,13 @@ def _read_cached(nickname: str, cached: Path) -> AuthorityKeys | None:
         return None
     fields = dict(line.split(" ", 1) for line in certificate.splitlines() if " " in line)
     expires = datetime.datetime.strptime(fields["dir-key-expires"], "%Y-%m-%d %H:%M:%S")
-    if expires.replace(tzinfo=datetime.timezone.utc) - CERT_RENEW_MARGIN < _now():
+    if expires.replace(tzinfo=datetime.UTC) - CERT_RENEW_MARGIN < _now():
         return None
     return AuthorityKeys(nickname, cached / "keys", fields["fingerprint"], fingerprint)
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _generate(nickname: str, directory: Path) -> None:
