@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,18 @@ from crawler.spiders.nytimes import NytimesSpider
 WWW = "www." + MIRROR_ONION_MAP["nytimes.com"]
 STATIC = "static01." + MIRROR_ONION_MAP["nyt.com"]
 HOME = f"https://{WWW}/"
+
+
+def test_scrapy_list_in_the_checkout_names_the_spider() -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "scrapy", "list"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert listed.stdout.split() == ["nytimes"]
 
 
 def make_spider(**kwargs: Any) -> NytimesSpider:
