@@ -224,6 +224,20 @@ def test_leftover_open_file_is_finished_when_the_spider_opens(tmp_path: Path) ->
     stop(again, again_extension)
 
 
+def test_a_finished_file_without_its_cdxj_gets_one_at_the_next_start(tmp_path: Path) -> None:
+    """A CDXJ lost to a full disk (or a kill while indexing) is written by the next crawl."""
+    crawler, extension = start(tmp_path)
+    record(crawler, RESPONSES["custom-reason"][0])
+    stop(crawler, extension)
+    (warc,) = warc_files(tmp_path / "warcs")
+    cdxj = warc.with_name(warc.name.removesuffix(".warc.gz") + ".cdxj")
+    written = cdxj.read_bytes()
+    cdxj.unlink()
+    again, again_extension = start(tmp_path)
+    stop(again, again_extension)
+    assert cdxj.read_bytes() == written
+
+
 def page(body: bytes, status: str = "200 OK") -> bytes:
     head = b'HTTP/1.1 %s\r\nETag: "%d"\r\nContent-Length: %d\r\n\r\n'
     return head % (status.encode(), len(body), len(body)) + body

@@ -15,7 +15,8 @@ before its index commit), before any request is sent.
 Exchanges without a response byte are logged and counted (``warc/no_response``), not
 written. A failed write (disk full) closes the spider with reason ``warc_write_failed``.
 The CDXJ index of each finished file is written on a separate thread; the spider's close
-waits for it.
+waits for it. At start-up, finished files of the prefix without one (a full disk, a kill) are
+indexed too.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.tor.onion import OnionMap
-from crawler.warc.cdxj import write_cdxj
+from crawler.warc.cdxj import cdxj_path, write_cdxj
 from crawler.warc.exchange import Exchange, exchange_recorded
 from crawler.warc.files import WarcFiles, WarcWriteError, permission_mode
 from crawler.warc.index import CaptureIndex, capture_index_path
@@ -137,9 +138,14 @@ class WarcWriterExtension:
     def spider_opened(self, spider: Spider) -> None:
         self._ticker = create_looping_call(self._tick)
         self._ticker.start(TICK_INTERVAL, now=False)
-        for path in self.writer.files.repair_leftovers():
+        repaired = self.writer.files.repair_leftovers()  # each gets its CDXJ as it finishes
+        for path in repaired:
             self.stats.inc_value("warc/repaired_files")
             logger.warning("finished leftover WARC file %s", path)
+        if self.cdxj:  # a CDXJ lost to a full disk or a kill is written now
+            for path in self.writer.files.finished_files():
+                if path not in repaired and not cdxj_path(path).exists():
+                    self._indexer.submit(self._write_cdxj, path)
         if added := self.writer.catch_up():
             self.stats.set_value("warc/index_caught_up", added)
             logger.warning(
@@ -305,6 +311,13 @@ class WarcWriterExtension:
         """On the indexing thread: a large file takes seconds, the reactor must not wait."""
         try:
             write_cdxj(path, self.onion_map, self.file_mode)
+        except OSError as exc:  # a full disk, say: expected, no traceback
+            logger.error(
+                "could not write the CDXJ index of %s (the WARC is intact; it is indexed at the "
+                "next start): %s",
+                path,
+                exc,
+            )
         except Exception:  # a thread's failure would otherwise vanish; the WARC is intact
             logger.exception("could not write the CDXJ index of %s", path)
 
