@@ -137,29 +137,16 @@ def seeded_onion(seed: bytes) -> tuple[str, str]:
 @contextlib.contextmanager
 def onion_services(tor_network, seeds: list[bytes], ports: Mapping[int, int]) -> Iterator[list]:
     """Publish one onion service per seed on the network's service tor (``ADD_ONION``),
-    each forwarding *ports* (onion port -> local port); removed on exit. Yields the
-    addresses (``<56>.onion``)."""
-    from stem.control import Controller
-
-    with Controller.from_port(port=tor_network.service_control_port) as controller:
-        controller.authenticate()
+    each forwarding *ports* (onion port -> local port), once its descriptor is at every HSDir
+    it was sent to; removed on exit. Yields the addresses (``<56>.onion``)."""
+    with contextlib.ExitStack() as stack:
         addresses = []
-        try:
-            for seed in seeds:
-                address, key = seeded_onion(seed)
-                controller.create_ephemeral_hidden_service(
-                    dict(ports),
-                    key_type="ED25519-V3",
-                    key_content=key,
-                    await_publication=True,
-                    detached=True,
-                    timeout=60,
-                )
-                addresses.append(address)
-            yield addresses
-        finally:
-            for address in addresses:
-                controller.remove_ephemeral_hidden_service(address.removesuffix(".onion"))
+        for seed in seeds:
+            expected, key = seeded_onion(seed)
+            address = stack.enter_context(tor_network.ephemeral_onion(ports, key=key))
+            assert address == expected, (address, expected)
+            addresses.append(address)
+        yield addresses
 
 
 if __name__ == "__main__":

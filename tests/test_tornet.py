@@ -12,7 +12,6 @@ import socks
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from onions import MIRROR_ONION_MAP
-from stem.control import Controller
 from tornet import http_get, open_stream, socks_reply_code
 
 from crawler.tor.onion import onion_address_from_public_key
@@ -64,20 +63,8 @@ def test_mirror_onions_answer_through_socks(onion_mirror, tor_network):
 
 
 def test_onion_added_at_run_time_serves_a_local_http_server(tor_network, greeting_server):
-    with Controller.from_port(address="127.0.0.1", port=tor_network.service_control_port) as tor:
-        tor.authenticate()
-        service = tor.create_ephemeral_hidden_service(
-            {80: greeting_server.server_address[1]},
-            key_type="NEW",
-            key_content="ED25519-V3",
-            await_publication=True,
-            timeout=30,
-        )
-        try:
-            onion = f"{service.service_id}.onion"
-            response = http_get(tor_network.socks_port, onion, 80, "/", timeout=30)
-        finally:
-            tor.remove_ephemeral_hidden_service(service.service_id)
+    with tor_network.ephemeral_onion({80: greeting_server.server_address[1]}) as onion:
+        response = http_get(tor_network.socks_port, onion, 80, "/", timeout=30)
     assert b" 200 " in _status_line(response)
     assert response.endswith(GREETING + b" for " + onion.encode("ascii"))
 

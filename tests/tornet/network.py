@@ -21,8 +21,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import onions
@@ -248,9 +248,35 @@ class TorNetwork:
                 controller.set_conf("DisableNetwork", "0")
             self._wait_bootstrap(client, CLIENT, deadline, say)
             self._wait_bootstrap(service, SERVICE, deadline, say)
-            self._wait_uploads(uploads, deadline, say)
+            self._wait_uploads(uploads, set(self.services), deadline, say)
         self._check_hostnames()
         self._wait_fetches(deadline, say)
+
+    @contextmanager
+    def ephemeral_onion(
+        self, ports: Mapping[int, int], key: str | None = None, timeout: float = 60
+    ) -> Iterator[str]:
+        """A v3 onion service (``ADD_ONION`` on the service tor) for *ports* (virtual ->
+        local port on 127.0.0.1), with a new key or *key* (base64 expanded ED25519-V3 key),
+        yielded once its descriptor is at every HSDir it was sent to, as the network's own
+        services are at boot; removed on exit.
+
+        :raises TorNetworkError: a tor died, or the descriptor was not uploaded in *timeout* s.
+        """
+        deadline = time.monotonic() + timeout
+        with self._controller(SERVICE, deadline) as service:
+            uploads = self._watch_uploads(service)
+            created = service.create_ephemeral_hidden_service(
+                dict(ports),
+                key_type="ED25519-V3" if key else "NEW",
+                key_content=key or "ED25519-V3",
+            )
+            address = f"{created.service_id}.onion"
+            try:
+                self._wait_uploads(uploads, {address}, deadline, _silent)
+                yield address
+            finally:
+                service.remove_ephemeral_hidden_service(created.service_id)
 
     def stop_client(self) -> None:
         """Stop only the client tor (SIGTERM, then SIGKILL)."""
@@ -518,18 +544,21 @@ class TorNetwork:
         service.add_event_listener(events.put, EventType.HS_DESC)
         return events
 
-    def _wait_uploads(self, events: queue.Queue, deadline: float, say: Progress) -> None:
-        """Wait for an UPLOADED per service and no upload still in flight."""
+    def _wait_uploads(
+        self, events: queue.Queue, addresses: set[str], deadline: float, say: Progress
+    ) -> None:
+        """Wait for an UPLOADED per service of *addresses* and no upload still in flight (a
+        client asking an HSDir still waiting for it would get 'descriptor not found')."""
         uploaded: set[str] = set()
-        pending: dict[str, set[str]] = {address: set() for address in self.services}
-        while not (uploaded == set(self.services) and not any(pending.values())):
+        pending: dict[str, set[str]] = {address: set() for address in addresses}
+        while not (uploaded == addresses and not any(pending.values())):
             self._check_alive()
             try:
                 event: HSDescEvent = events.get(timeout=POLL_INTERVAL)
             except queue.Empty:
                 if time.monotonic() > deadline:
                     raise self._nodes[SERVICE].error(
-                        f"descriptors not uploaded for {sorted(set(self.services) - uploaded)}"
+                        f"descriptors not uploaded for {sorted(addresses - uploaded)}"
                     ) from None
                 continue
             address = f"{event.address}.onion"
