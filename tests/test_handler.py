@@ -427,20 +427,20 @@ def test_without_tor_the_crawl_stops_with_tor_unavailable(tmp_path):
     assert crawl["elapsed"] < 60
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-def test_the_crawl_pauses_until_tor_is_back(tmp_path, servers):
+def crawl_while_tor_comes_back(tmp_path, servers, extensions: dict) -> dict:
+    """Three pages crawled with no SOCKS server at first; one starts on its port once the
+    crawl says it paused."""
     port = free_port()
     late: list[SocksServer] = []
     settings = {
         "TOR_SOCKS_URL": f"socks5h://127.0.0.1:{port}",
         "TOR_UNAVAILABLE_TIMEOUT": 20,
-        **NO_CONTROL,
+        "EXTENSIONS": {**NO_CONTROL["EXTENSIONS"], **extensions},
     }
     urls = [f"http://www.{ONION_A}/page?{i}" for i in range(3)]
     routes = {80: servers[1].port}
     try:
-        crawl = run_crawl(
+        return run_crawl(
             tmp_path,
             urls,
             settings,
@@ -449,6 +449,12 @@ def test_the_crawl_pauses_until_tor_is_back(tmp_path, servers):
     finally:
         for server in late:
             server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_crawl_pauses_until_tor_is_back(tmp_path, servers):
+    crawl = crawl_while_tor_comes_back(tmp_path, servers, {})
     assert crawl["reason"] == "finished"
     assert [r.get("status") for r in crawl["results"]] == [200] * 3
     assert crawl["stats"]["tor/unavailable/requeued"] >= 1
@@ -458,25 +464,7 @@ def test_the_crawl_pauses_until_tor_is_back(tmp_path, servers):
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_tor_back_on_its_socks_port_but_not_ready_stops_the_crawl(tmp_path, servers):
-    port = free_port()
-    late: list[SocksServer] = []
-    settings = {
-        "TOR_SOCKS_URL": f"socks5h://127.0.0.1:{port}",
-        "TOR_UNAVAILABLE_TIMEOUT": 20,
-        "EXTENSIONS": {**NO_CONTROL["EXTENSIONS"], "tor_not_ready.TorNeverReady": 0},
-    }
-    urls = [f"http://www.{ONION_A}/page?{i}" for i in range(3)]
-    routes = {80: servers[1].port}
-    try:
-        crawl = run_crawl(
-            tmp_path,
-            urls,
-            settings,
-            when_logged=("crawl paused", lambda: late.append(SocksServer(routes, port))),
-        )
-    finally:
-        for server in late:
-            server.stop()
+    crawl = crawl_while_tor_comes_back(tmp_path, servers, {"tor_not_ready.TorNeverReady": 0})
     assert crawl["reason"] == "tor_unavailable"
     assert "answers again" in crawl["log"] and "not ready" in crawl["log"]
     assert "crawl resumed" not in crawl["log"]
